@@ -1,0 +1,98 @@
+"""Inputs and results of the activities: the only place a case does I/O."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.case import CaseStatus, Owner, SlaStatus, TaskStatus
+from models.config import AllocationRuleConfig, EscalationRuleConfig, Indicator, Key
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PinDefinitionInput(_Shape):
+    """Resolve `topic` to the workflow type version in force on `on`, from the latest stored
+    configuration version."""
+
+    topic: Key
+    on: date
+
+
+class AllocationRequest(_Shape):
+    """Who should own `target` ("case" or a task key) by `rule`."""
+
+    target: str
+    rule: AllocationRuleConfig
+
+
+class AllocateInput(_Shape):
+    case_reference: str
+    raised_by: Key
+    on: date
+    # Distinguishes allocations of one target over the case's life (a follow-on reassign
+    # happens after the first allocation): the pair (case, target, purpose) is idempotent.
+    purpose: str = "raise"
+    requests: list[AllocationRequest]
+
+
+class AllocateResult(_Shape):
+    owners: dict[str, Owner]
+    # Targets whose rule found nobody available, with the reason (the caller falls back).
+    unallocated: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertInput(_Shape):
+    case_reference: str
+    case_topic: Key
+    task: Key | None  # None: the case-level SLA
+    task_name: str
+    indicator: Indicator
+    occurrence: int
+    indicator_at: datetime
+    task_due_at: datetime | None
+    task_owner: Owner | None
+    case_owner: Owner
+    rule: EscalationRuleConfig
+
+
+class AlertResult(_Shape):
+    recipients: list[Key]
+    created: int  # inbox rows newly written (0 on a retry that found them all)
+
+
+class TaskRecord(_Shape):
+    key: Key
+    name: str
+    status: TaskStatus
+    mandatory: bool
+    owner: Owner | None
+    started_at: datetime | None
+    due_at: datetime | None
+    completed_at: datetime | None
+    sla_status: SlaStatus | None
+
+
+class CaseRecord(_Shape):
+    """The reporting copy of a case (and the workload counts allocation reads). Also keeps
+    the timestamps the H-CLIC statutory return needs."""
+
+    reference: str
+    topic: Key
+    workflow_type: Key
+    workflow_version: int
+    config_version: int
+    status: CaseStatus
+    owner: Owner
+    created_by: Key
+    created_at: datetime
+    finished_at: datetime | None
+    close_reason: str | None
+    sla_status: SlaStatus
+    case_due_at: datetime | None
+    tasks: list[TaskRecord]
+    # Monotonic per case: a late retry of an older record never overwrites a newer one.
+    revision: int

@@ -1,0 +1,119 @@
+"""The state of one case as the workflow holds it: the truth for a running case.
+
+It is carried whole across continue-as-new and returned by the `state` query, so every field
+is plain data. Instants are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models.config import Indicator, Key
+from models.period import Period
+
+TaskStatus = Literal["waiting", "lagging", "open", "completed", "cancelled"]
+TaskOrigin = Literal["path", "manual", "follow_on"]
+# Worst first is the last: a case's SLA status is the worst of its open tasks and itself.
+SlaStatus = Literal["on_track", "amber", "breached", "escalated"]
+SLA_SEVERITY: dict[SlaStatus, int] = {"on_track": 0, "amber": 1, "breached": 2, "escalated": 3}
+CaseStatus = Literal["open", "completed", "closed"]
+
+
+class Owner(BaseModel):
+    """A task or case owner: one user, or a role (group ownership: any member may act)."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    kind: Literal["user", "role"]
+    key: Key
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+class OwnerChange(BaseModel):
+    at: datetime
+    owner: Owner
+    reason: str
+    by: Key
+
+
+class FiredIndicator(BaseModel):
+    """One occurrence of an indicator. `due_at` is the instant it was scheduled for; `fired_at`
+    when the case acted on it; `recipients` the staff alerted."""
+
+    indicator: Indicator
+    occurrence: int = 1
+    due_at: datetime
+    fired_at: datetime
+    recipients: list[Key] = Field(default_factory=list)
+
+
+class CaseTask(BaseModel):
+    key: Key
+    name: str
+    origin: TaskOrigin
+    mandatory: bool
+    predecessors: list[Key] = Field(default_factory=list)
+    lag: Period | None = None
+    status: TaskStatus = "waiting"
+    owner: Owner | None = None
+    owner_history: list[OwnerChange] = Field(default_factory=list)
+    # When a lagging task will start (predecessors done, lag running).
+    starts_at: datetime | None = None
+    started_at: datetime | None = None
+    due_at: datetime | None = None
+    amber_at: datetime | None = None
+    next_follow_on_at: datetime | None = None
+    completed_at: datetime | None = None
+    completed_by: Key | None = None
+    cancelled_at: datetime | None = None
+    fired: list[FiredIndicator] = Field(default_factory=list)
+    sla_status: SlaStatus | None = None  # None: no SLA, or not started
+
+
+class CaseSla(BaseModel):
+    """The case-level SLA: the overall target from the case's start."""
+
+    started_at: datetime
+    due_at: datetime
+    amber_at: datetime | None = None
+    next_follow_on_at: datetime | None = None
+    fired: list[FiredIndicator] = Field(default_factory=list)
+    sla_status: SlaStatus = "on_track"
+
+
+class AuditEntry(BaseModel):
+    at: datetime
+    actor: Key
+    action: str
+    outcome: Literal["accepted", "refused", "duplicate", "system"]
+    request_id: str | None = None
+    task: Key | None = None
+    detail: str = ""
+
+
+class CaseState(BaseModel):
+    reference: str
+    topic: Key
+    workflow_type: Key
+    workflow_version: int
+    config_version: int
+    created_by: Key
+    created_at: datetime
+    owner: Owner
+    status: CaseStatus = "open"
+    finished_at: datetime | None = None
+    closed_by: Key | None = None
+    close_reason: str | None = None
+    tasks: list[CaseTask] = Field(default_factory=list)
+    case_sla: CaseSla | None = None
+    audit: list[AuditEntry] = Field(default_factory=list)
+    # Request ids already handled: a repeated id changes nothing.
+    request_ids: list[str] = Field(default_factory=list)
+
+    def task(self, key: Key) -> CaseTask | None:
+        return next((t for t in self.tasks if t.key == key), None)

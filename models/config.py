@@ -1,0 +1,235 @@
+"""Configuration that a council writes as files: the shapes, one model per kind of item.
+
+The files live in a folder (see `config/sample/`), one YAML file per kind. `domain.config_validation`
+checks the whole set (references, cycles, synchronised targets) and `domain.config_loader`
+reads the files. Every model forbids unknown fields, so a misspelt key is an error that names
+the field, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.period import Period
+
+Key = str
+Nation = Literal["england_and_wales", "scotland", "northern_ireland"]
+Indicator = Literal["amber", "target_exceeded", "follow_on"]
+INDICATORS: tuple[Indicator, ...] = ("amber", "target_exceeded", "follow_on")
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Effective(_Item):
+    """A date range in which an item is in force: from `effective_from`, up to and including
+    `effective_to` (open-ended when missing)."""
+
+    effective_from: date = date(2000, 1, 1)
+    effective_to: date | None = None
+
+    def in_force_on(self, day: date) -> bool:
+        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+
+
+class CalendarConfig(_Item):
+    """A calendar SLAs are measured on. Bank holidays come from `nation`; `extra_closed_dates`
+    adds local closures (e.g. the office's training day)."""
+
+    key: Key
+    name: str
+    kind: Literal["24x7", "working_days"]
+    time_zone: str = "Europe/London"
+    nation: Nation | None = "england_and_wales"
+    opening: time = time(9, 0)
+    closing: time = time(17, 0)
+    working_weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    extra_closed_dates: list[date] = Field(default_factory=list)
+
+
+class Absence(_Item):
+    """A user is unavailable from `first_day` to `last_day` inclusive."""
+
+    first_day: date
+    last_day: date
+    reason: Literal["leave", "sickness", "training", "other"] = "leave"
+
+
+class UserConfig(_Item):
+    """A member of staff. `key` is a staff identifier (it appears in logs and search
+    attributes, so never the applicant's data)."""
+
+    key: Key
+    display_name: str
+    disabled: bool = False
+    absences: list[Absence] = Field(default_factory=list)
+
+    def available_on(self, day: date) -> bool:
+        if self.disabled:
+            return False
+        return not any(a.first_day <= day <= a.last_day for a in self.absences)
+
+
+Permission = Literal["close_any_case", "reassign_any_task", "complete_any_task", "add_task_any_case"]
+
+
+class RoleConfig(_Item):
+    """A team or function. Members may act on tasks owned by the role; `permissions` lets
+    supervisors act on any case."""
+
+    key: Key
+    name: str
+    members: list[Key] = Field(default_factory=list)
+    permissions: list[Permission] = Field(default_factory=list)
+
+
+class EscalationRuleConfig(_Item):
+    """Who is alerted when an indicator fires: every current member of each role, the named
+    users, and optionally the task owner and the case owner. Each person is alerted once."""
+
+    key: Key
+    name: str
+    roles: list[Key] = Field(default_factory=list)
+    users: list[Key] = Field(default_factory=list)
+    task_owner: bool = False
+    case_owner: bool = False
+
+
+class AllocationRuleConfig(Effective):
+    """Who owns a case or a task when it is raised or reassigned by a follow-on rule."""
+
+    key: Key
+    name: str
+    kind: Literal["named_user", "case_creator", "role", "role_member"]
+    user: Key | None = None
+    role: Key | None = None
+    strategy: Literal["least_open_work", "round_robin"] | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_kind(self) -> AllocationRuleConfig:
+        needs = {
+            "named_user": ("user",),
+            "case_creator": (),
+            "role": ("role",),
+            "role_member": ("role", "strategy"),
+        }[self.kind]
+        missing = [f for f in needs if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"kind {self.kind!r} needs {', '.join(missing)}")
+        return self
+
+
+class FollowOnConfig(_Item):
+    """Follow-on escalation: `period` after the target (and again every `period`, up to
+    `repeat_limit` occurrences in all) while the task is still outstanding."""
+
+    period: Period
+    repeat_limit: int = Field(default=1, ge=1, le=52)
+    escalation_rule: Key | None = None
+    reassign_rule: Key | None = None
+    add_task: Key | None = None
+
+    @model_validator(mode="after")
+    def _has_an_action(self) -> FollowOnConfig:
+        if self.escalation_rule is None and self.reassign_rule is None and self.add_task is None:
+            raise ValueError("a follow-on needs at least one action: escalation_rule, reassign_rule or add_task")
+        return self
+
+
+class SlaConfig(_Item):
+    """A service level: target completion measured on `calendar`, an optional amber warning
+    before it, the target-exceeded indicator, and optional follow-on escalation."""
+
+    calendar: Key
+    target: Period
+    amber: Period | None = None
+    amber_escalation: Key | None = None
+    target_exceeded_escalation: Key
+    follow_on: FollowOnConfig | None = None
+    statutory: bool = False
+    target_may_be_revised: bool = False
+    may_exceed_case_target: bool = False
+
+    @model_validator(mode="after")
+    def _amber_has_rule(self) -> SlaConfig:
+        if self.amber is not None and self.amber_escalation is None:
+            raise ValueError("amber is set but amber_escalation is missing")
+        return self
+
+
+class TaskDefinitionConfig(_Item):
+    """A reusable, named kind of work. On one case it appears at most once."""
+
+    key: Key
+    name: str
+    description: str = ""
+    sla: SlaConfig | None = None
+
+
+class PathStepConfig(_Item):
+    """One task of a workflow type's path. `predecessors` lists task keys, or is the string
+    "all_earlier" (every task before this one in the path)."""
+
+    task: Key
+    predecessors: list[Key] | Literal["all_earlier"] = Field(default_factory=list)
+    lag: Period | None = None
+    mandatory: bool = True
+
+
+class AllocationConfig(_Item):
+    """Which allocation rule owns the case, and each task (`tasks` overrides `default_task`)."""
+
+    case_owner: Key
+    default_task: Key
+    tasks: dict[Key, Key] = Field(default_factory=dict)
+
+
+class WorkflowTypeConfig(Effective):
+    """The definition of a kind of case. Several versions of one key may exist with
+    non-overlapping effective dates; a case keeps the version it started with."""
+
+    key: Key
+    name: str
+    version: int = Field(ge=1)
+    path: list[PathStepConfig]
+    optional_tasks: list[Key] = Field(default_factory=list)
+    case_sla: SlaConfig
+    allocation: AllocationConfig
+
+
+class TopicConfig(Effective):
+    """An enquiry topic; each maps to one workflow type."""
+
+    key: Key
+    name: str
+    workflow_type: Key
+
+
+class Configuration(_Item):
+    """A whole configuration set, as loaded from one folder."""
+
+    calendars: list[CalendarConfig] = Field(default_factory=list)
+    users: list[UserConfig] = Field(default_factory=list)
+    roles: list[RoleConfig] = Field(default_factory=list)
+    escalation_rules: list[EscalationRuleConfig] = Field(default_factory=list)
+    allocation_rules: list[AllocationRuleConfig] = Field(default_factory=list)
+    task_definitions: list[TaskDefinitionConfig] = Field(default_factory=list)
+    workflow_types: list[WorkflowTypeConfig] = Field(default_factory=list)
+    topics: list[TopicConfig] = Field(default_factory=list)
+
+
+# The file that holds each section of a configuration folder.
+CONFIG_FILES: dict[str, str] = {
+    "calendars": "calendars.yaml",
+    "users": "users.yaml",
+    "roles": "roles.yaml",
+    "escalation_rules": "escalation_rules.yaml",
+    "allocation_rules": "allocation_rules.yaml",
+    "task_definitions": "task_definitions.yaml",
+    "workflow_types": "workflow_types.yaml",
+    "topics": "topics.yaml",
+}

@@ -1,0 +1,60 @@
+"""The pinned definition a case runs on: one version of a workflow type with everything the
+pure core needs to plan it, resolved from a stored configuration version.
+
+A case receives this once (from the `pin_definition` activity) and keeps it for its whole
+life, across continue-as-new, so a later configuration change never rewrites its rules.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.config import (
+    AllocationRuleConfig,
+    EscalationRuleConfig,
+    Key,
+    RoleConfig,
+    TaskDefinitionConfig,
+    TopicConfig,
+    UserConfig,
+    WorkflowTypeConfig,
+)
+
+
+class CalendarSnapshot(BaseModel):
+    """A calendar with its closed days resolved (bank holidays of its nation plus extra
+    closures) for the years `first_year`..`last_year`, so workflow code never imports the
+    `holidays` package and a case keeps the calendar it started with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: Key
+    kind: Literal["24x7", "working_days"]
+    time_zone: str
+    opening: time
+    closing: time
+    working_weekdays: list[int]
+    closed_dates: list[date] = Field(default_factory=list)
+    first_year: int
+    last_year: int
+
+
+class CaseDefinition(BaseModel):
+    """Everything a case needs from configuration, pinned at the case's start."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    config_version: int
+    topic: TopicConfig
+    workflow_type: WorkflowTypeConfig
+    task_definitions: dict[Key, TaskDefinitionConfig]
+    calendars: dict[Key, CalendarSnapshot]
+    escalation_rules: dict[Key, EscalationRuleConfig]
+    allocation_rules: dict[Key, AllocationRuleConfig]
+    # The staff directory as of the pin: used by the message validators, which must decide
+    # without I/O. Alert recipients and allocation read the current directory in activities.
+    users: dict[Key, UserConfig]
+    roles: dict[Key, RoleConfig]

@@ -1,0 +1,72 @@
+"""The workflow's input, its four messages (each a signal and a validated update), and the
+answers. These are the JSON shapes any language can send (see docs/api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.case import Owner, TaskStatus, SlaStatus
+from models.config import Key
+
+REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{2,39}$"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=100)
+    actor: Key = Field(min_length=1)
+
+
+class RaiseCase(BaseModel):
+    """Start a case. `reference` is the council's case reference (no personal data: it forms
+    the workflow ID `case-<reference>`). `notes` stay in the case history, never in logs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(pattern=REFERENCE_PATTERN)
+    topic: Key
+    raised_by: Key
+    notes: str = Field(default="", max_length=10_000)
+    extra_tasks: list[Key] = Field(default_factory=list)
+
+
+class AddTask(_Message):
+    task: Key
+    owner: Owner | None = None  # None: allocated by the workflow type's rules
+    reason: str = ""
+
+
+ReassignReason = Literal["workload", "absence", "specialist_knowledge", "escalation", "other"]
+
+
+class ReassignTask(_Message):
+    task: Key
+    to: Owner
+    reason: ReassignReason
+    note: str = ""
+
+
+class CompleteTask(_Message):
+    task: Key
+    note: str = ""
+
+
+class CloseCase(_Message):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class TaskView(BaseModel):
+    """What an update returns: the task's state after the request."""
+
+    key: Key
+    name: str
+    status: TaskStatus
+    owner: Owner | None
+    started_at: datetime | None
+    due_at: datetime | None
+    sla_status: SlaStatus | None
+    duplicate: bool = False
