@@ -1,0 +1,298 @@
+"""The rules a message must pass before it changes a case: who may act, and on what.
+
+Each `check_*` function either returns None (the request may go ahead) or raises
+`RequestRefused` with a short `code` and a message that says exactly why. The workflow runs
+the same check as an update validator (refused before anything reaches history) and in the
+signal handler (refused in the audit trail); the change itself is `domain.planner`'s.
+
+Checks run in a fixed order, so a request with several faults is refused for the first:
+the case is open; the actor is a known, enabled user; the task concerned exists; the actor is
+allowed; then the request's own details.
+
+Decisions use only the pinned definition (its `users` and `roles` are the staff directory as
+of the pin) and `now`: pure, so the Temporal workflow sandbox can import this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from domain import planner
+from domain.sla_calendar import CalendarRangeError
+from models.case import CaseState, CaseTask, Owner
+from models.config import Key, Permission
+from models.definition import CaseDefinition
+from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
+
+# Every refusal code, for documentation and for callers that map codes to messages.
+REFUSAL_CODES: tuple[str, ...] = (
+    "case_not_open",
+    "unknown_actor",
+    "actor_disabled",
+    "not_permitted",
+    "unknown_task",
+    "task_not_allowed",
+    "task_already_on_case",
+    "target_after_case_target",
+    "calendar_out_of_range",
+    "unknown_user",
+    "user_unavailable",
+    "unknown_role",
+    "task_not_on_case",
+    "task_finished",
+    "same_owner",
+    "task_not_open",
+    "reason_required",
+)
+
+
+class RequestRefused(ValueError):
+    """A request the case will not carry out. `code` is a short stable identifier (see
+    REFUSAL_CODES); the message says exactly why, naming the task, user or instants."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def is_duplicate(state: CaseState, request_id: str) -> bool:
+    """Whether this request id was already handled: the workflow answers a repeat with the
+    current state and changes nothing (not a refusal)."""
+    return request_id in state.request_ids
+
+
+# --- the four messages ------------------------------------------------------------------------
+
+
+def check_add_task(defn: CaseDefinition, state: CaseState, req: AddTask, now: datetime) -> None:
+    """An optional task of this workflow type, not yet on the case, whose target would not pass
+    the case target; added by the case owner or a role with add_task_any_case."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    if not (
+        _acts_as(defn, req.actor, state.owner) or _permitted(defn, req.actor, "add_task_any_case")
+    ):
+        raise RequestRefused(
+            "not_permitted",
+            f"user {req.actor!r} may not add tasks to case {state.reference}: only the case "
+            f"owner ({state.owner}) or a role with add_task_any_case may",
+        )
+    if req.task not in defn.task_definitions:
+        raise RequestRefused(
+            "unknown_task",
+            f"{req.task!r} is not a task definition in configuration version {defn.config_version}",
+        )
+    existing = state.task(req.task)
+    if existing is not None:
+        raise RequestRefused(
+            "task_already_on_case",
+            f"task {req.task!r} is already on case {state.reference} (status {existing.status}); "
+            "a task definition appears at most once on a case",
+        )
+    _check_optional(defn, req.task)
+    if req.owner is not None:
+        _check_owner(defn, req.owner, now)
+    _check_within_case_target(defn, state, req.task, now)
+
+
+def check_reassign_task(
+    defn: CaseDefinition, state: CaseState, req: ReassignTask, now: datetime
+) -> None:
+    """A task on the case, not finished, to a known and available user or a known role other
+    than its current owner; by the case owner, the task's owner, or reassign_any_task."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    task = _task_on_case(state, req.task)
+    if not (
+        _acts_as(defn, req.actor, state.owner)
+        or (task.owner is not None and _acts_as(defn, req.actor, task.owner))
+        or _permitted(defn, req.actor, "reassign_any_task")
+    ):
+        raise RequestRefused(
+            "not_permitted",
+            f"user {req.actor!r} may not reassign task {req.task!r}: only the case owner "
+            f"({state.owner}), the task owner ({task.owner or 'none'}) or a role with "
+            "reassign_any_task may",
+        )
+    if task.status in ("completed", "cancelled"):
+        raise RequestRefused(
+            "task_finished",
+            f"task {req.task!r} is {task.status}; only an unfinished task can be reassigned",
+        )
+    _check_owner(defn, req.to, now)
+    if task.owner == req.to:
+        raise RequestRefused(
+            "same_owner", f"task {req.task!r} is already owned by {req.to}; nothing to reassign"
+        )
+
+
+def check_complete_task(
+    defn: CaseDefinition, state: CaseState, req: CompleteTask, now: datetime
+) -> None:
+    """An open task on the case; by its owner (or a member of the owning role), the case owner,
+    or a role with complete_any_task."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    task = _task_on_case(state, req.task)
+    if not (
+        (task.owner is not None and _acts_as(defn, req.actor, task.owner))
+        or _acts_as(defn, req.actor, state.owner)
+        or _permitted(defn, req.actor, "complete_any_task")
+    ):
+        raise RequestRefused(
+            "not_permitted",
+            f"user {req.actor!r} may not complete task {req.task!r}: only the task owner "
+            f"({task.owner or 'none'}), the case owner ({state.owner}) or a role with "
+            "complete_any_task may",
+        )
+    if task.status != "open":
+        raise RequestRefused(
+            "task_not_open",
+            f"task {req.task!r} is {task.status}; only an open task can be completed",
+        )
+
+
+def check_close_case(defn: CaseDefinition, state: CaseState, req: CloseCase, now: datetime) -> None:
+    """Closed by the case owner or a role with close_any_case, with a reason."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    if not (
+        _acts_as(defn, req.actor, state.owner) or _permitted(defn, req.actor, "close_any_case")
+    ):
+        raise RequestRefused(
+            "not_permitted",
+            f"user {req.actor!r} may not close case {state.reference}: only the case owner "
+            f"({state.owner}) or a role with close_any_case may",
+        )
+    if not req.reason.strip():
+        raise RequestRefused("reason_required", "closing a case needs a reason (it was blank)")
+
+
+def check_extra_tasks(defn: CaseDefinition, extra_tasks: Sequence[Key]) -> None:
+    """The extra tasks asked for when a case is raised: known, optional for this workflow type,
+    not on the path and not repeated."""
+    seen = {step.task for step in defn.workflow_type.path}
+    for key in extra_tasks:
+        if key not in defn.task_definitions:
+            raise RequestRefused(
+                "unknown_task",
+                f"{key!r} is not a task definition in configuration version {defn.config_version}",
+            )
+        _check_optional(defn, key)
+        if key in seen:
+            raise RequestRefused(
+                "task_already_on_case",
+                f"task {key!r} is already on the case; a task definition appears at most once",
+            )
+        seen.add(key)
+
+
+# --- the parts ---------------------------------------------------------------------------------
+
+
+def _check_case_open(state: CaseState) -> None:
+    if state.status != "open":
+        raise RequestRefused(
+            "case_not_open", f"case {state.reference} is {state.status}; it accepts no changes"
+        )
+
+
+def _check_actor(defn: CaseDefinition, actor: Key) -> None:
+    user = defn.users.get(actor)
+    if user is None:
+        raise RequestRefused("unknown_actor", f"actor {actor!r} is not a known user")
+    if user.disabled:
+        raise RequestRefused("actor_disabled", f"actor {actor!r} is a disabled user")
+
+
+def _check_optional(defn: CaseDefinition, key: Key) -> None:
+    wt = defn.workflow_type
+    if key not in wt.optional_tasks:
+        allowed = ", ".join(wt.optional_tasks) or "none"
+        raise RequestRefused(
+            "task_not_allowed",
+            f"task {key!r} is not an optional task of workflow type {wt.key!r} version "
+            f"{wt.version} (optional tasks: {allowed})",
+        )
+
+
+def _task_on_case(state: CaseState, key: Key) -> CaseTask:
+    task = state.task(key)
+    if task is None:
+        raise RequestRefused("task_not_on_case", f"task {key!r} is not on case {state.reference}")
+    return task
+
+
+def _check_owner(defn: CaseDefinition, owner: Owner, now: datetime) -> None:
+    """A user owner must exist and be available today (local date of the case calendar); a
+    role owner must exist."""
+    if owner.kind == "role":
+        if owner.key not in defn.roles:
+            raise RequestRefused("unknown_role", f"role {owner.key!r} is not a known role")
+        return
+    user = defn.users.get(owner.key)
+    if user is None:
+        raise RequestRefused("unknown_user", f"user {owner.key!r} is not a known user")
+    today = _local_date(defn, now)
+    if not user.available_on(today):
+        if user.disabled:
+            why = "is disabled"
+        else:
+            absence = next(a for a in user.absences if a.first_day <= today <= a.last_day)
+            why = (
+                f"is unavailable on {today.isoformat()} ({absence.reason} "
+                f"{absence.first_day.isoformat()} to {absence.last_day.isoformat()})"
+            )
+        raise RequestRefused("user_unavailable", f"user {owner.key!r} {why}")
+
+
+def _check_within_case_target(
+    defn: CaseDefinition, state: CaseState, key: Key, now: datetime
+) -> None:
+    """Synchronised targets at run time: a task added now must fall due by the case target
+    unless its SLA says it may exceed it."""
+    sla = planner.task_sla(defn, key)
+    if sla is None or sla.may_exceed_case_target or state.case_sla is None:
+        return
+    try:
+        due = planner.task_due_if_started(defn, key, now)
+    except CalendarRangeError as err:
+        raise RequestRefused("calendar_out_of_range", str(err)) from None
+    if due is not None and due > state.case_sla.due_at:
+        zone = _zone(defn)
+        raise RequestRefused(
+            "target_after_case_target",
+            f"task {key!r} added now would fall due at {_show(due, zone)}, after the case "
+            f"target {_show(state.case_sla.due_at, zone)}; its SLA does not allow exceeding "
+            "the case target",
+        )
+
+
+def _acts_as(defn: CaseDefinition, actor: Key, owner: Owner) -> bool:
+    """The actor is the owner, or a member of the owning role (group ownership)."""
+    if owner.kind == "user":
+        return owner.key == actor
+    role = defn.roles.get(owner.key)
+    return role is not None and actor in role.members
+
+
+def _permitted(defn: CaseDefinition, actor: Key, permission: Permission) -> bool:
+    return any(
+        actor in role.members and permission in role.permissions for role in defn.roles.values()
+    )
+
+
+def _zone(defn: CaseDefinition) -> ZoneInfo:
+    """The case calendar's time zone: "today" for availability and how instants are shown."""
+    return ZoneInfo(defn.calendars[defn.workflow_type.case_sla.calendar].time_zone)
+
+
+def _local_date(defn: CaseDefinition, now: datetime) -> date:
+    return now.astimezone(_zone(defn)).date()
+
+
+def _show(at: datetime, zone: ZoneInfo) -> str:
+    """An instant as local wall-clock time with its zone abbreviation and UTC ISO form."""
+    return f"{at.astimezone(zone):%a %d %b %Y %H:%M %Z} ({at.isoformat()})"
