@@ -33,7 +33,9 @@ class Effective(_Item):
     effective_to: date | None = None
 
     def in_force_on(self, day: date) -> bool:
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+        return self.effective_from <= day and (
+            self.effective_to is None or day <= self.effective_to
+        )
 
 
 class CalendarConfig(_Item):
@@ -74,7 +76,9 @@ class UserConfig(_Item):
         return not any(a.first_day <= day <= a.last_day for a in self.absences)
 
 
-Permission = Literal["close_any_case", "reassign_any_task", "complete_any_task", "add_task_any_case"]
+Permission = Literal[
+    "close_any_case", "reassign_any_task", "complete_any_task", "add_task_any_case"
+]
 
 
 class RoleConfig(_Item):
@@ -136,7 +140,9 @@ class FollowOnConfig(_Item):
     @model_validator(mode="after")
     def _has_an_action(self) -> FollowOnConfig:
         if self.escalation_rule is None and self.reassign_rule is None and self.add_task is None:
-            raise ValueError("a follow-on needs at least one action: escalation_rule, reassign_rule or add_task")
+            raise ValueError(
+                "a follow-on needs at least one action: escalation_rule, reassign_rule or add_task"
+            )
         return self
 
 

@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.case import Owner, TaskStatus, SlaStatus
+from models.case import CaseState, Owner, SlaStatus, TaskStatus
 from models.config import Key
+from models.definition import CaseDefinition
 
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{2,39}$"
 
@@ -70,3 +71,21 @@ class TaskView(BaseModel):
     due_at: datetime | None
     sla_status: SlaStatus | None
     duplicate: bool = False
+
+
+class CarriedCase(BaseModel):
+    """What a case carries across continue-as-new: its pinned definition and whole state."""
+
+    definition: CaseDefinition
+    state: CaseState
+    revision: int
+
+
+class CaseInput(BaseModel):
+    """The workflow's input. Services send only `case`; `carried` is set by the workflow
+    itself when it continues as new."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case: RaiseCase
+    carried: CarriedCase | None = None

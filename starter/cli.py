@@ -1,0 +1,379 @@
+"""The command line for officers and operators: `python -m starter --help`.
+
+Exit codes: 0 done; 1 refused or failed (the message says why); 2 bad usage.
+Every command that prints takes `--json` for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from domain.case_display import local
+from models.case import CaseState, Owner
+from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
+from starter.client import CaseClient, RequestRefusedError, new_request_id
+from starter.connection import TemporalSettings, connect
+
+out = Console()
+err = Console(stderr=True)
+
+
+class CliError(Exception):
+    """A failure to report on stderr with exit code 1."""
+
+
+def _owner(text: str) -> Owner:
+    kind, sep, key = text.partition(":")
+    if not sep or kind not in ("user", "role") or not key:
+        raise argparse.ArgumentTypeError(f"owner must be user:KEY or role:KEY, got {text!r}")
+    return Owner(kind=kind, key=key)  # type: ignore[arg-type]
+
+
+def _emit(args: argparse.Namespace, data: Any, table: Table | str | None = None) -> None:
+    if args.json:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        elif isinstance(data, list):
+            data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+        print(json.dumps(data, indent=2, default=str))
+    elif table is not None:
+        out.print(table)
+
+
+# ------------------------------------------------------------------ config
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    from domain.config_loader import load_and_validate
+
+    config = load_and_validate(Path(args.path), args.today or date.today())
+    summary = {
+        "path": args.path,
+        "workflow_types": len(config.workflow_types),
+        "topics": len(config.topics),
+        "task_definitions": len(config.task_definitions),
+        "users": len(config.users),
+    }
+    _emit(args, summary, f"[green]valid[/]: {summary}")
+    return 0
+
+
+def cmd_config_load(args: argparse.Namespace) -> int:
+    from domain.config_loader import load_and_validate
+    from store.db import create_schema, database_url, make_engine
+    from store.repository import save_configuration
+
+    config = load_and_validate(Path(args.path), args.today or date.today())
+    engine = make_engine(database_url())
+    create_schema(engine)
+    version = save_configuration(engine, config, source=Path(args.path).name)
+    _emit(args, {"version": version}, f"configuration loaded as version [bold]{version}[/]")
+    return 0
+
+
+# ------------------------------------------------------------------- cases
+
+
+async def _client() -> CaseClient:
+    settings = TemporalSettings.from_env()
+    return CaseClient(await connect(settings), settings.task_queue)
+
+
+async def cmd_raise(args: argparse.Namespace) -> int:
+    client = await _client()
+    case = RaiseCase(
+        reference=args.reference, topic=args.topic, raised_by=args.by, extra_tasks=args.extra_task
+    )
+    try:
+        handle = await client.raise_case(case)
+    except WorkflowAlreadyStartedError:
+        raise CliError(f"a case with reference {args.reference} already exists") from None
+    _emit(args, {"workflow_id": handle.id}, f"raised case {args.reference} ({handle.id})")
+    return 0
+
+
+async def _message(args: argparse.Namespace, name: str, req: BaseModel) -> int:
+    client = await _client()
+    send = {
+        "add_task": client.add_task,
+        "reassign_task": client.reassign_task,
+        "complete_task": client.complete_task,
+        "close_case": client.close_case,
+    }[name]
+    view = await send(args.reference, req, wait=not args.signal)  # type: ignore[operator]
+    if args.signal:
+        _emit(args, {"signalled": name}, f"signal {name} sent (refusals go to the case audit)")
+    elif view is None:
+        _emit(args, {"done": name}, f"{name}: done")
+    else:
+        dup = " (duplicate request: nothing changed)" if view.duplicate else ""
+        _emit(
+            args,
+            view,
+            f"{view.name}: {view.status}, owner {view.owner}, due {local(view.due_at)}{dup}",
+        )
+    return 0
+
+
+async def cmd_complete(args: argparse.Namespace) -> int:
+    req = CompleteTask(request_id=args.request_id, actor=args.by, task=args.task, note=args.note)
+    return await _message(args, "complete_task", req)
+
+
+async def cmd_add_task(args: argparse.Namespace) -> int:
+    req = AddTask(request_id=args.request_id, actor=args.by, task=args.task, owner=args.owner)
+    return await _message(args, "add_task", req)
+
+
+async def cmd_reassign(args: argparse.Namespace) -> int:
+    req = ReassignTask(
+        request_id=args.request_id,
+        actor=args.by,
+        task=args.task,
+        to=args.to,
+        reason=args.reason,
+        note=args.note,
+    )
+    return await _message(args, "reassign_task", req)
+
+
+async def cmd_close(args: argparse.Namespace) -> int:
+    req = CloseCase(request_id=args.request_id, actor=args.by, reason=args.reason)
+    return await _message(args, "close_case", req)
+
+
+def case_table(state: CaseState) -> Table:
+    sla = state.case_sla
+    title = (
+        f"Case {state.reference} · {state.workflow_type} v{state.workflow_version} · "
+        f"{state.status} · owner {state.owner} · case target {local(sla.due_at if sla else None)}"
+    )
+    table = Table(title=title)
+    for col in ("Task", "State", "Owner", "Started", "Amber", "Due", "SLA", "Fired"):
+        table.add_column(col)
+    for t in state.tasks:
+        fired = ", ".join(f"{f.indicator}#{f.occurrence}" for f in t.fired)
+        table.add_row(
+            t.name,
+            t.status,
+            str(t.owner or "-"),
+            local(t.started_at),
+            local(t.amber_at),
+            local(t.due_at),
+            t.sla_status or "-",
+            fired or "-",
+        )
+    return table
+
+
+async def cmd_show(args: argparse.Namespace) -> int:
+    client = await _client()
+    state = await client.state(args.reference)
+    _emit(args, state, case_table(state))
+    if not args.json and args.audit:
+        audit = Table(title="Audit trail")
+        for col in ("When", "Actor", "Action", "Outcome", "Task", "Detail"):
+            audit.add_column(col)
+        for a in state.audit:
+            audit.add_row(local(a.at), a.actor, a.action, a.outcome, a.task or "-", a.detail)
+        out.print(audit)
+    return 0
+
+
+def list_query(args: argparse.Namespace) -> str | None:
+    parts = []
+    if args.sla:
+        parts.append(f"SlaStatus = '{args.sla}'")
+    if args.owner:
+        parts.append(f"OpenTaskOwners = '{args.owner}'")
+    if args.topic:
+        parts.append(f"CaseTopic = '{args.topic}'")
+    if args.type:
+        parts.append(f"CaseWorkflowType = '{args.type}'")
+    if args.status:
+        parts.append(f"CaseStatus = '{args.status}'")
+    return " AND ".join(parts) or None
+
+
+async def cmd_list(args: argparse.Namespace) -> int:
+    client = await _client()
+    rows = [row async for row in client.list_cases(list_query(args), limit=args.limit)]
+    table = Table(title=f"{len(rows)} case(s)")
+    for col in (
+        "Reference",
+        "Run",
+        "Topic",
+        "Type",
+        "SLA",
+        "Open tasks",
+        "Owners",
+        "Next deadline",
+    ):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.reference,
+            r.status,
+            r.topic or "-",
+            r.workflow_type or "-",
+            r.sla_status or "-",
+            str(r.open_tasks if r.open_tasks is not None else "-"),
+            ", ".join(r.owners) or "-",
+            local(r.next_deadline),
+        )
+    _emit(args, rows, table)
+    return 0
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    from store.db import database_url, make_engine
+    from store.repository import inbox, mark_read
+
+    engine = make_engine(database_url())
+    rows = inbox(engine, args.user, unread_only=not args.all, limit=args.limit)
+    table = Table(title=f"Inbox of {args.user}: {len(rows)} alert(s)")
+    for col in ("Id", "Case", "Task", "Indicator", "At", "Task due", "Owner", "Read"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.case_reference,
+            r.task_name,
+            f"{r.indicator}#{r.occurrence}",
+            local(r.indicator_at),
+            local(r.task_due_at),
+            r.task_owner or "-",
+            "yes" if r.read_at else "no",
+        )
+    _emit(args, rows, table)
+    if args.mark_read and rows:
+        mark_read(engine, args.user, [r.id for r in rows])
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m starter", description=__doc__)
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    cfg = sub.add_parser("config", help="validate or load a configuration folder")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    for name, fn, text in (
+        ("validate", cmd_config_validate, "check a configuration folder; list every error"),
+        ("load", cmd_config_load, "validate, then store as a new version (DATABASE_URL)"),
+    ):
+        c = cfg_sub.add_parser(name, help=text)
+        c.add_argument("path")
+        c.add_argument("--today", type=date.fromisoformat, help="validate as of this date")
+        c.set_defaults(fn=fn)
+
+    r = sub.add_parser("raise", help="raise a case")
+    r.add_argument("--reference", required=True, help="the council's case reference")
+    r.add_argument("--topic", required=True)
+    r.add_argument("--by", required=True, help="staff key of the officer raising it")
+    r.add_argument("--extra-task", action="append", default=[], help="an optional task to add")
+    r.set_defaults(fn=cmd_raise)
+
+    def message(name: str, text: str, fn: Any, task: bool = True) -> argparse.ArgumentParser:
+        m = sub.add_parser(name, help=text)
+        m.add_argument("reference")
+        if task:
+            m.add_argument("task", help="task definition key")
+        m.add_argument("--by", required=True, help="staff key of the acting user")
+        m.add_argument("--request-id", default=None, help="idempotency key (default: random)")
+        m.add_argument("--signal", action="store_true", help="send as a signal, do not wait")
+        m.set_defaults(fn=fn)
+        return m
+
+    message("complete", "complete an open task", cmd_complete).add_argument("--note", default="")
+    a = message("add-task", "add an optional task by hand", cmd_add_task)
+    a.add_argument("--owner", type=_owner, default=None, help="user:KEY or role:KEY")
+    rs = message("reassign", "reassign a task", cmd_reassign)
+    rs.add_argument("--to", type=_owner, required=True, help="user:KEY or role:KEY")
+    rs.add_argument(
+        "--reason",
+        required=True,
+        choices=["workload", "absence", "specialist_knowledge", "escalation", "other"],
+    )
+    rs.add_argument("--note", default="")
+    message("close", "close a case with a reason", cmd_close, task=False).add_argument(
+        "--reason", required=True
+    )
+
+    s = sub.add_parser("show", help="show one case as a table")
+    s.add_argument("reference")
+    s.add_argument("--audit", action="store_true", help="also print the audit trail")
+    s.set_defaults(fn=cmd_show)
+
+    ls = sub.add_parser("list", help="list cases (visibility query)")
+    ls.add_argument("--sla", choices=["on_track", "amber", "breached", "escalated"])
+    ls.add_argument("--owner", help="staff key or role key owning an open task")
+    ls.add_argument("--topic")
+    ls.add_argument("--type", help="workflow type key")
+    ls.add_argument("--status", choices=["open", "closed"])
+    ls.add_argument("--limit", type=int, default=200)
+    ls.set_defaults(fn=cmd_list)
+
+    ib = sub.add_parser("inbox", help="a user's alerts (unread by default)")
+    ib.add_argument("user")
+    ib.add_argument("--all", action="store_true", help="include read alerts")
+    ib.add_argument("--mark-read", action="store_true", help="mark the listed alerts read")
+    ib.add_argument("--limit", type=int, default=100)
+    ib.set_defaults(fn=cmd_inbox)
+
+    d = sub.add_parser("demo", help="run the demo: dev server, worker, realistic cases")
+    d.add_argument("--cases", type=int, default=8)
+    d.set_defaults(fn=None, demo=True)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from starter.logs import configure_logging
+
+    configure_logging(level="WARNING")
+    args = build_parser().parse_args(argv)
+    if getattr(args, "request_id", "x") is None:
+        args.request_id = new_request_id()
+    if getattr(args, "demo", False):
+        from starter.demo import run_demo
+
+        return run_demo(cases=args.cases)
+    try:
+        result = args.fn(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result)
+    except RequestRefusedError as refused:
+        err.print(f"[red]refused[/] ({refused.code}): {refused}")
+        return 1
+    except (CliError, ValidationError, FileNotFoundError) as e:
+        err.print(f"[red]error[/]: {e}")
+        return 1
+    except RPCError as e:
+        err.print(f"[red]Temporal error[/]: {e.message}")
+        return 1
+    except Exception as e:  # configuration errors and store errors carry their own message
+        if type(e).__name__ in ("ConfigurationError", "DefinitionError", "NoConfigurationError"):
+            err.print(f"[red]error[/]: {e}")
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Whole cases on the time-skipping server: every alert's exact instant and recipients.
+
+The instants below were computed by hand from the England and Wales calendar (comments show
+the working). The cases run in 2028 so the dates stay in the future of the test server's
+clock, which starts at the real time: spring 2028 has the clock change on Sun 26 Mar, Good
+Friday 14 Apr, Easter Monday 17 Apr and the early May bank holiday on Mon 1 May.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from models.case import CaseState, Owner
+from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
+from starter.client import RequestRefusedError
+from tests.workflow_harness import CaseEngine, case_engine, wait_open
+
+
+def z(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+async def complete(eng: CaseEngine, ref: str, task: str, at: datetime, actor: str = "adviser1") -> None:
+    await eng.sleep_until(at)
+    view = await eng.client.complete_task(
+        ref, CompleteTask(request_id=f"done-{task}", actor=actor, task=task)
+    )
+    assert view is not None and view.status == "completed"
+
+
+ADVISER = ("adviser1",)
+OWNER_AND_TLS = ("adviser1", "tl1", "tl2")
+TLS_AND_MANAGER = ("adviser1", "manager1", "tl1", "tl2")
+
+
+async def test_prevention_case_over_56_days_alerts_at_exact_instants(tmp_path: Path) -> None:
+    async with case_engine(tmp_path) as eng:
+        ref = "PRV-2028-0001"
+        # Mon 20 Mar 2028 10:00 GMT.
+        await eng.sleep_until(z(2028, 3, 20, 10))
+        handle = await eng.client.raise_case(
+            RaiseCase(reference=ref, topic="private-tenancy-ending", raised_by="adviser1")
+        )
+        await wait_open(handle)
+        state = await eng.client.state(ref)
+        assert state.workflow_type == "prevention-duty" and state.workflow_version == 2
+        assert state.owner == Owner(kind="user", key="adviser1")
+        # call-back: 1 working day -> Tue 21 Mar 17:00 GMT; amber 4 open hours before.
+        cb = state.task("call-back")
+        assert cb is not None and cb.status == "open"
+        assert cb.due_at == z(2028, 3, 21, 17) and cb.amber_at == z(2028, 3, 21, 13)
+
+        # Late call back: amber, target exceeded, follow-on #1 (Wed 22 Mar 17:00) have fired.
+        await complete(eng, ref, "call-back", z(2028, 3, 23, 10))
+        # Interview from Thu 23 Mar 10:00 GMT: 5 working days -> Thu 30 Mar 17:00 BST (the
+        # clocks went forward on Sun 26 Mar), amber 2 working days before: Tue 28 Mar 17:00 BST.
+        state = await eng.client.state(ref)
+        hoi = state.task("housing-options-interview")
+        assert hoi is not None and hoi.due_at == z(2028, 3, 30, 16)
+        assert hoi.amber_at == z(2028, 3, 28, 16)
+        await complete(eng, ref, "housing-options-interview", z(2028, 3, 29, 8))
+        # Assessment from Wed 29 Mar: due Fri 31 Mar 17:00 BST; done before its amber.
+        await complete(eng, ref, "assessment-and-php", z(2028, 3, 30, 9))
+        await complete(eng, ref, "assessment-letter", z(2028, 3, 30, 12))
+        # Prevention duty letter from Thu 30 Mar 10:00 BST: 3 working days -> Tue 4 Apr
+        # 17:00 BST, amber Mon 3 Apr 17:00 BST; completed late on Wed 5 Apr.
+        await complete(eng, ref, "prevention-duty-letter", z(2028, 4, 5, 9))
+        # Prevention steps from Thu 30 Mar 13:00 BST, 3 weeks on 24x7 -> end of Thu 20 Apr;
+        # amber end of Thu 13 Apr; follow-on one week later (end of Thu 27 Apr) adds the team
+        # leader case review.
+        await complete(eng, ref, "prevention-steps", z(2028, 4, 28, 9))
+        state = await eng.client.state(ref)
+        review = state.task("team-leader-case-review")
+        assert review is not None and review.origin == "follow_on"
+        assert review.started_at == z(2028, 4, 27, 22, 59, 59)
+        # Added outside working time on Thu 27 Apr: 2 working days -> Tue 2 May (Mon 1 May is
+        # a bank holiday) 17:00 BST; amber Fri 28 Apr 17:00 BST.
+        assert review.due_at == z(2028, 5, 2, 16) and review.amber_at == z(2028, 4, 28, 16)
+        await complete(eng, ref, "team-leader-case-review", z(2028, 4, 28, 10), actor="tl2")
+        # PHP review: lag 4 weeks (20 working days) after the plan on Thu 30 Mar, skipping
+        # Good Friday, Easter Monday and 1 May: starts Tue 2 May 09:00 BST.
+        state = await eng.client.state(ref)
+        php_review = state.task("php-review")
+        assert php_review is not None and php_review.status == "lagging"
+        assert php_review.starts_at == z(2028, 5, 2, 8)
+        await complete(eng, ref, "php-review", z(2028, 5, 2, 10))
+        # Outcome from Tue 2 May 11:00 BST: 3 working days -> Fri 5 May 17:00 BST, amber Thu 4
+        # May; completed on Tue 9 May, after the case amber (end of Mon 8 May).
+        await complete(eng, ref, "prevention-outcome", z(2028, 5, 9, 9))
+
+        final: CaseState = await eng.client.result(ref)
+        # Messages arrive a few milliseconds after the instant the test skipped to.
+        assert final.status == "completed" and final.finished_at is not None
+        assert abs(final.finished_at - z(2028, 5, 9, 9)) < timedelta(seconds=5)
+        assert final.case_sla is not None and final.case_sla.due_at == z(2028, 5, 15, 22, 59, 59)
+
+        assert eng.alerts(ref) == [
+            ("call-back", "amber", 1, z(2028, 3, 21, 13), ADVISER),
+            ("call-back", "target_exceeded", 1, z(2028, 3, 21, 17), OWNER_AND_TLS),
+            ("call-back", "follow_on", 1, z(2028, 3, 22, 17), TLS_AND_MANAGER),
+            ("housing-options-interview", "amber", 1, z(2028, 3, 28, 16), ADVISER),
+            ("prevention-duty-letter", "amber", 1, z(2028, 4, 3, 16), ADVISER),
+            ("prevention-duty-letter", "target_exceeded", 1, z(2028, 4, 4, 16), OWNER_AND_TLS),
+            ("prevention-steps", "amber", 1, z(2028, 4, 13, 22, 59, 59), ADVISER),
+            ("prevention-steps", "target_exceeded", 1, z(2028, 4, 20, 22, 59, 59), OWNER_AND_TLS),
+            ("prevention-steps", "follow_on", 1, z(2028, 4, 27, 22, 59, 59), OWNER_AND_TLS),
+            ("prevention-outcome", "amber", 1, z(2028, 5, 4, 16), ADVISER),
+            ("prevention-outcome", "target_exceeded", 1, z(2028, 5, 5, 16), OWNER_AND_TLS),
+            ("case", "amber", 1, z(2028, 5, 8, 22, 59, 59), ADVISER),
+        ]
+        # The summary keeps each task's story: who owned it, when it started, fell due, ended.
+        steps = final.task("prevention-steps")
+        assert steps is not None and steps.sla_status == "escalated"
+        assert [f.indicator for f in steps.fired] == ["amber", "target_exceeded", "follow_on"]
+
+
+async def test_relief_case_hours_across_autumn_clock_change_and_follow_on_repeats(
+    tmp_path: Path,
+) -> None:
+    async with case_engine(tmp_path) as eng:
+        ref = "REL-2028-0001"
+        # Sat 28 Oct 2028 23:00 BST; clocks go back at 02:00 BST on Sun 29 Oct.
+        await eng.sleep_until(z(2028, 10, 28, 22))
+        handle = await eng.client.raise_case(
+            RaiseCase(reference=ref, topic="homeless-tonight", raised_by="ooh1")
+        )
+        await wait_open(handle)
+        state = await eng.client.state(ref)
+        interview = state.task("emergency-interview")
+        assert interview is not None and interview.owner == Owner(kind="user", key="ooh1")
+        # 6 hours on 24x7 is elapsed time: due 04:00 UTC = 04:00 GMT, though the wall clock
+        # only moved 5 hours. Amber 2 hours before; follow-on every hour, 3 times. (The case
+        # starts a few milliseconds after the instant the test skipped to: compare offsets.)
+        t0 = interview.started_at
+        assert t0 is not None and abs(t0 - z(2028, 10, 28, 22)) < timedelta(seconds=5)
+        assert interview.due_at == t0 + timedelta(hours=6)
+        assert interview.amber_at == t0 + timedelta(hours=4)
+        await complete(eng, ref, "emergency-interview", z(2028, 10, 29, 8), actor="ooh1")
+        alerts = [a for a in eng.alerts(ref) if a[0] == "emergency-interview"]
+        assert [(a[1], a[2], a[3] - t0) for a in alerts] == [
+            ("amber", 1, timedelta(hours=4)),
+            ("target_exceeded", 1, timedelta(hours=6)),
+            ("follow_on", 1, timedelta(hours=7)),
+            ("follow_on", 2, timedelta(hours=8)),
+            ("follow_on", 3, timedelta(hours=9)),
+        ]
+        assert alerts[1][4] == ("ooh1", "ooh2")  # out-of-hours team and the owner, once each
+        assert alerts[2][4] == ("manager1", "ooh1", "tl1", "tl2")
+        # Interim accommodation went to the out-of-hours team in turn (round robin).
+        state = await eng.client.state(ref)
+        placement = state.task("interim-accommodation")
+        assert placement is not None and placement.owner is not None
+        assert placement.owner.key in ("ooh1", "ooh2")
+        await eng.client.close_case(
+            ref, CloseCase(request_id="close-1", actor="manager1", reason="withdrew application")
+        )
+        final = await eng.client.result(ref)
+        assert final.status == "closed" and final.close_reason == "withdrew application"
+        assert all(t.status in ("completed", "cancelled") for t in final.tasks)
+
+
+async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
+    async with case_engine(tmp_path) as eng:
+        ref = "PRV-2028-0002"
+        await eng.sleep_until(z(2028, 6, 5, 9))  # Mon 5 Jun 2028 10:00 BST
+        handle = await eng.client.raise_case(
+            RaiseCase(reference=ref, topic="asked-to-leave", raised_by="adviser3")
+        )
+        await wait_open(handle)
+
+        async def refused(coro: object, code: str) -> str:
+            with pytest.raises(RequestRefusedError) as info:
+                await coro  # type: ignore[misc]
+            assert info.value.code == code, str(info.value)
+            return str(info.value)
+
+        # Completing a task that is still waiting is refused, naming its status.
+        msg = await refused(
+            eng.client.complete_task(
+                ref, CompleteTask(request_id="r1", actor="adviser3", task="assessment-letter")
+            ),
+            "task_not_open",
+        )
+        assert "waiting" in msg
+        await refused(
+            eng.client.complete_task(
+                ref, CompleteTask(request_id="r2", actor="nobody", task="call-back")
+            ),
+            "unknown_actor",
+        )
+        await refused(
+            eng.client.complete_task(
+                ref, CompleteTask(request_id="r3", actor="adviser4", task="call-back")
+            ),
+            "not_permitted",
+        )
+        await refused(
+            eng.client.add_task(
+                ref, AddTask(request_id="r4", actor="adviser3", task="call-back")
+            ),
+            "task_already_on_case",
+        )
+        await refused(
+            eng.client.add_task(
+                ref, AddTask(request_id="r5", actor="adviser3", task="s184-decision")
+            ),
+            "task_not_allowed",
+        )
+        await refused(
+            eng.client.reassign_task(
+                ref,
+                ReassignTask(
+                    request_id="r6", actor="adviser3", task="call-back",
+                    to=Owner(kind="user", key="adviser5"), reason="workload",
+                ),
+            ),
+            "user_unavailable",
+        )
+        await refused(
+            eng.client.close_case(ref, CloseCase(request_id="r7", actor="adviser4", reason="x")),
+            "not_permitted",
+        )
+        # Refused updates leave no trace in history: the audit trail has no refusal yet.
+        state = await eng.client.state(ref)
+        assert [a for a in state.audit if a.outcome == "refused"] == []
+
+        # Manual add, reassign (with history), complete; a repeated request id changes nothing.
+        added = await eng.client.add_task(
+            ref, AddTask(request_id="a1", actor="adviser3", task="landlord-negotiation")
+        )
+        assert added is not None and added.status == "open"
+        again = await eng.client.add_task(
+            ref, AddTask(request_id="a1", actor="adviser3", task="landlord-negotiation")
+        )
+        assert again is not None and again.duplicate
+        moved = await eng.client.reassign_task(
+            ref,
+            ReassignTask(
+                request_id="m1", actor="tl2", task="call-back",
+                to=Owner(kind="role", key="team-leaders"), reason="absence",
+            ),
+        )
+        assert moved is not None and moved.owner == Owner(kind="role", key="team-leaders")
+        # Group ownership: any team leader may complete it.
+        done = await eng.client.complete_task(
+            ref, CompleteTask(request_id="c1", actor="tl1", task="call-back")
+        )
+        assert done is not None and done.status == "completed"
+        dup = await eng.client.complete_task(
+            ref, CompleteTask(request_id="c1", actor="tl1", task="call-back")
+        )
+        assert dup is not None and dup.duplicate
+
+        # A bad signal is refused into the audit trail and the case carries on.
+        await eng.client.complete_task(
+            ref, CompleteTask(request_id="s1", actor="adviser3", task="prevention-outcome"),
+            wait=False,
+        )
+        await eng.client.complete_task(
+            ref, CompleteTask(request_id="s2", actor="adviser3", task="housing-options-interview"),
+            wait=False,
+        )
+        state = await eng.client.state(ref)
+        refusals = [a for a in state.audit if a.outcome == "refused"]
+        assert [(a.request_id, a.task) for a in refusals] == [("s1", "prevention-outcome")]
+        assert "task_not_open" in refusals[0].detail
+        interview = state.task("housing-options-interview")
+        assert interview is not None and interview.status == "completed"
+        call_back = state.task("call-back")
+        assert call_back is not None
+        assert [(c.owner.key, c.reason) for c in call_back.owner_history] == [
+            ("adviser3", "allocated"),
+            ("team-leaders", "absence"),
+        ]
+        await eng.client.close_case(
+            ref, CloseCase(request_id="end", actor="adviser3", reason="duty ended")
+        )
+        assert (await eng.client.result(ref)).status == "closed"

@@ -1,0 +1,86 @@
+"""A case engine on the time-skipping test server: the real workflow, the real activities and
+a real SQLite store loaded with the sample configuration, in one worker per test."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from domain.config_loader import load_and_validate
+from starter.client import CaseClient
+from store.db import create_schema, make_engine
+from store.repository import save_configuration
+from store.schema import InboxAlert
+from worker import build_worker
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(__import__("sys").executable).parent
+
+
+@dataclass
+class CaseEngine:
+    env: WorkflowEnvironment
+    client: CaseClient
+    engine: Engine
+
+    async def sleep_until(self, at: datetime) -> None:
+        """Skip the test server's clock to `at` (it only moves forward)."""
+        now = await self.env.get_current_time()
+        assert at >= now, f"cannot go back in time from {now} to {at}"
+        await self.env.sleep(at - now)
+
+    def alerts(self, reference: str) -> list[tuple[str, str, int, datetime, tuple[str, ...]]]:
+        """(task or 'case', indicator, occurrence, indicator instant, recipients), in order."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(InboxAlert).where(InboxAlert.case_reference == reference)
+            ).all()
+        grouped: dict[tuple[str, str, int, datetime], list[str]] = {}
+        for r in rows:
+            key = (r.task_key or "case", r.indicator, r.occurrence, r.indicator_at)
+            grouped.setdefault(key, []).append(r.recipient)
+        return sorted(
+            ((*k, tuple(sorted(v))) for k, v in grouped.items()), key=lambda a: (a[3], a[0], a[1])
+        )
+
+
+@asynccontextmanager
+async def case_engine(tmp_path: Path, config: str = "sample") -> AsyncIterator[CaseEngine]:
+    """A fresh time-skipping server, store and worker (each test needs its own clock)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
+    create_schema(engine)
+    save_configuration(engine, load_and_validate(REPO / "config" / config, date(2026, 11, 25)), "t")
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=10) as executor:
+            async with build_worker(env.client, engine, queue, executor):
+                yield CaseEngine(env=env, client=CaseClient(env.client, queue), engine=engine)
+    finally:
+        engine.dispose()
+        await env.shutdown()
+
+
+async def wait_open(handle: WorkflowHandle[object, object]) -> None:
+    """Wait until the case has pinned its definition and allocated its owners."""
+    import asyncio
+
+    for _ in range(200):
+        if await handle.query("state") is not None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the case did not open")

@@ -1,0 +1,89 @@
+"""The worker: runs case workflows and their activities.
+
+    python worker.py            # settings from the environment (see starter/connection.py)
+
+Stops cleanly on SIGINT/SIGTERM: it stops polling, lets running activities finish, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import signal
+from collections.abc import Sequence
+
+import structlog
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities import CaseworkActivities
+from starter.connection import TemporalSettings, connect
+from starter.logs import configure_logging
+from store.db import create_schema, database_url, make_engine
+from workflows.case_workflow import HousingOptionsCase
+
+log = structlog.get_logger("worker")
+
+# Our pure modules are deterministic: import them once per process rather than once per run.
+PASSTHROUGH = ("domain", "models", "pydantic", "pydantic_core", "annotated_types")
+
+
+def build_worker(
+    client: Client,
+    engine: Engine,
+    task_queue: str,
+    executor: concurrent.futures.Executor,
+    *,
+    max_concurrent_activities: int = 50,
+    extra_workflows: Sequence[type] = (),
+) -> Worker:
+    """A worker for the case workflow and its activities on `task_queue`."""
+    acts = CaseworkActivities(engine)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[HousingOptionsCase, *extra_workflows],
+        activities=acts.all(),
+        activity_executor=executor,
+        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_local_activities=max_concurrent_activities,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+    )
+
+
+async def run(settings: TemporalSettings | None = None) -> None:
+    settings = settings or TemporalSettings.from_env()
+    engine = make_engine(database_url())
+    create_schema(engine)
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
+        worker = build_worker(client, engine, settings.task_queue, executor)
+        log.info(
+            "worker started",
+            address=settings.address,
+            namespace=settings.namespace,
+            task_queue=settings.task_queue,
+            database=engine.url.get_backend_name(),
+        )
+        async with worker:
+            await stop.wait()
+            log.info("worker stopping")
+    engine.dispose()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    configure_logging()
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

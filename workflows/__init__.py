@@ -1,0 +1,1 @@
+"""Workflow definitions: deterministic code only (no I/O, no SQLAlchemy)."""
