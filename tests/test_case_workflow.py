@@ -16,7 +16,7 @@ import pytest
 from models.case import CaseState, Owner
 from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
 from starter.client import RequestRefusedError
-from tests.workflow_harness import CaseEngine, case_engine, wait_open
+from tests.workflow_harness import CaseEngine, case_engine, keep_history, wait_open
 
 
 def z(*args: int) -> datetime:
@@ -92,6 +92,7 @@ async def test_prevention_case_over_56_days_alerts_at_exact_instants(tmp_path: P
         await complete(eng, ref, "prevention-outcome", z(2028, 5, 9, 9))
 
         final: CaseState = await eng.client.result(ref)
+        await keep_history(handle, "prevention_case")
         # Messages arrive a few milliseconds after the instant the test skipped to.
         assert final.status == "completed" and final.finished_at is not None
         assert abs(final.finished_at - z(2028, 5, 9, 9)) < timedelta(seconds=5)
@@ -158,6 +159,7 @@ async def test_relief_case_hours_across_autumn_clock_change_and_follow_on_repeat
             ref, CloseCase(request_id="close-1", actor="manager1", reason="withdrew application")
         )
         final = await eng.client.result(ref)
+        await keep_history(handle, "relief_case_closed")
         assert final.status == "closed" and final.close_reason == "withdrew application"
         assert all(t.status in ("completed", "cancelled") for t in final.tasks)
 
@@ -279,3 +281,4 @@ async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
             ref, CloseCase(request_id="end", actor="adviser3", reason="duty ended")
         )
         assert (await eng.client.result(ref)).status == "closed"
+        await keep_history(handle, "messages_and_refusals")

@@ -1,0 +1,143 @@
+"""The case workflow's activities: pin a definition, allocate owners, send alerts, record the
+case. Each is idempotent (Temporal retries activities) and synchronous: SQLAlchemy blocks, so
+the worker runs these on its thread pool (`activity_executor`).
+
+Logs carry case references, task keys, indicators and counts; never names or notes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import allocation
+from activities.alert_recipients import alert_recipients
+from domain.case_definition import DefinitionError, build_case_definition
+from models.activities import (
+    AlertInput,
+    AlertResult,
+    AllocateInput,
+    AllocateResult,
+    CaseRecord,
+    PinDefinitionInput,
+)
+from models.config import Configuration
+from models.definition import CaseDefinition
+from store import repository
+from store.repository import NO_CONFIGURATION, NoConfigurationError
+
+log = structlog.get_logger("activities")
+
+# Stored configuration versions never change, so their parsed form is cached; a few suffice.
+_CACHE_SIZE = 8
+
+
+class CaseworkActivities:
+    """The activities, bound to one store. Register with `Worker(activities=acts.all(),
+    activity_executor=ThreadPoolExecutor(...))`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._configs: dict[int, Configuration] = {}
+        self._lock = threading.Lock()
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity, for the worker."""
+        return [self.pin_definition, self.allocate, self.send_alert, self.record_case]
+
+    def latest_configuration(self) -> tuple[int, Configuration]:
+        """The configuration in force (one cheap query; the parsed document is cached)."""
+        version = repository.latest_configuration_version(self._engine)
+        if version is None:
+            raise NoConfigurationError(NO_CONFIGURATION)
+        with self._lock:
+            cached = self._configs.get(version)
+        if cached is None:
+            cached = repository.configuration(self._engine, version)
+            with self._lock:
+                if len(self._configs) >= _CACHE_SIZE:
+                    self._configs.pop(next(iter(self._configs)))
+                self._configs[version] = cached
+        return version, cached
+
+    @activity.defn(name="pin_definition")
+    def pin_definition(self, input: PinDefinitionInput) -> CaseDefinition:
+        """The definition a new case of `input.topic` runs on, from the latest configuration.
+        An unknown or retired topic, or no configuration at all, fails the case at once
+        (non-retryable): retrying cannot fix it, and the error says what to do."""
+        try:
+            version, config = self.latest_configuration()
+        except NoConfigurationError as e:
+            raise ApplicationError(str(e), type="NoConfiguration", non_retryable=True) from e
+        try:
+            definition = build_case_definition(config, version, input.topic, input.on)
+        except DefinitionError as e:
+            log.warning("definition refused", topic=input.topic, config_version=version)
+            raise ApplicationError(str(e), type="DefinitionError", non_retryable=True) from e
+        log.info(
+            "definition pinned",
+            topic=input.topic,
+            config_version=version,
+            workflow_type=definition.workflow_type.key,
+            workflow_version=definition.workflow_type.version,
+        )
+        return definition
+
+    @activity.defn(name="allocate")
+    def allocate(self, input: AllocateInput) -> AllocateResult:
+        """Owners for the case and/or tasks (see `activities.allocation`), against the latest
+        configuration's users and roles. A retry returns the answers already given."""
+        _, directory = self.latest_configuration()
+        now = datetime.now(UTC)
+        with Session(self._engine) as session, session.begin():
+            result = allocation.allocate(session, directory, input, now)
+        log.info(
+            "allocated",
+            case=input.case_reference,
+            purpose=input.purpose,
+            targets=len(input.requests),
+            unallocated=sorted(result.unallocated),
+        )
+        return result
+
+    @activity.defn(name="send_alert")
+    def send_alert(self, input: AlertInput) -> AlertResult:
+        """One inbox row per recipient of `input.rule` (see `activities.alert_recipients`).
+        Insert-if-absent on (case, task, indicator, occurrence, recipient): a retry never
+        alerts anyone twice."""
+        _, directory = self.latest_configuration()
+        recipients = alert_recipients(
+            input.rule, directory, task_owner=input.task_owner, case_owner=input.case_owner
+        )
+        created = repository.insert_alerts(self._engine, input, recipients)
+        log.info(
+            "alert sent",
+            case=input.case_reference,
+            task=input.task,
+            indicator=input.indicator,
+            occurrence=input.occurrence,
+            rule=input.rule.key,
+            recipients=len(recipients),
+            created=created,
+        )
+        return AlertResult(recipients=recipients, created=created)
+
+    @activity.defn(name="record_case")
+    def record_case(self, input: CaseRecord) -> None:
+        """Write the reporting copy of the case; an older revision never overwrites a newer."""
+        written = repository.record_case(self._engine, input)
+        log.debug(
+            "case recorded" if written else "case record skipped (not newer)",
+            case=input.reference,
+            revision=input.revision,
+            status=input.status,
+            tasks=len(input.tasks),
+        )

@@ -1,0 +1,92 @@
+"""Connecting to the store: SQLite by default (no server for a new user), PostgreSQL in
+production (`DATABASE_URL`).
+
+SQLite notes. The standard `sqlite3` driver, in its legacy mode, does not begin a transaction
+before a SELECT, so a read followed by a write in one "transaction" is not isolated: two
+allocations could read the same round-robin counter. We take transaction control from the
+driver and begin every transaction with `BEGIN IMMEDIATE`, which takes SQLite's single write
+lock up front: transactions are serialised (SQLite allows one writer at a time anyway) and
+the busy timeout makes the others wait rather than fail. WAL mode lets readers outside a
+transaction proceed meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+
+from store.schema import Base
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = REPO / "var" / "casework.db"
+
+# How long a SQLite connection waits for the write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def database_url() -> str:
+    """The store's URL: `DATABASE_URL`, else a SQLite file in `<repo>/var/` (created)."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` URLs name the psycopg 3 driver explicitly
+    (SQLAlchemy's default PostgreSQL driver is psycopg2, which is not installed)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`, tuned per backend. Extra keyword arguments go to
+    `sqlalchemy.create_engine` (`connect_args` are merged with ours)."""
+    url = normalise_url(url)
+    backend = make_url(url).get_backend_name()
+    connect_args: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    if backend == "sqlite":
+        # The worker runs activities on a thread pool; pooled connections move between threads.
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+    elif backend == "postgresql":
+        # The worker runs up to 50 activities at once; most hold a connection briefly.
+        options = {"pool_size": 10, "max_overflow": 40, "pool_pre_ping": True}
+    connect_args.update(kwargs.pop("connect_args", {}))
+    options.update(kwargs)
+    engine = create_engine(url, connect_args=connect_args, **options)
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver: we emit BEGIN ourselves (below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # Durable at each checkpoint; the usual setting with WAL.
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the tables that do not exist yet (idempotent)."""
+    Base.metadata.create_all(engine)

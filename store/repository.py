@@ -1,0 +1,547 @@
+"""Reading and writing the store: plain functions over an Engine (or, for the steps of one
+allocation transaction, a Session).
+
+Every write is idempotent, because activities are retried: configuration by content hash,
+alerts by their unique key (insert-if-absent), case records by revision, allocations by
+(case, target, purpose). The insert-if-absent statements use each dialect's
+`INSERT ... ON CONFLICT`, which SQLite and PostgreSQL both support.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine, and_, delete, exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models.activities import AlertInput, CaseRecord, TaskRecord
+from models.case import CaseStatus, Owner, SlaStatus, TaskStatus
+from models.config import Configuration, Indicator, Key
+from store.schema import (
+    Allocation,
+    Base,
+    ConfigVersion,
+    InboxAlert,
+    RoundRobin,
+    StoredCase,
+    StoredTask,
+)
+
+# The task statuses that count as a user's open work.
+OPEN_WORK_STATUSES: tuple[TaskStatus, ...] = ("open", "waiting", "lagging")
+# The inbox's task key for the case-level SLA.
+CASE_TASK_KEY = ""
+# The allocation target that stands for the case itself.
+CASE_TARGET = "case"
+
+NO_CONFIGURATION = "no configuration loaded: run `python -m starter config load config/sample`"
+
+
+class NoConfigurationError(LookupError):
+    """No configuration is stored, or not the version asked for."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _insert(session: Session, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
+    """The dialect's INSERT, which has `on_conflict_do_nothing` / `on_conflict_do_update`."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {dialect}")
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def configuration_hash(config: Configuration) -> tuple[str, str]:
+    """The canonical JSON of `config` and its SHA-256: equal content, equal hash."""
+    document = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return document, hashlib.sha256(document.encode()).hexdigest()
+
+
+def save_configuration(
+    engine: Engine, config: Configuration, source: str, *, now: datetime | None = None
+) -> int:
+    """Store `config` (already validated) and return its version. Idempotent: content already
+    stored returns its existing version, which becomes the latest again (loading an earlier
+    configuration again puts it back in force). `source` is the folder name, for operators."""
+    document, digest = configuration_hash(config)
+    with Session(engine) as session, session.begin():
+        # "Latest" is the most recent load: keep loaded_at increasing even when the clock
+        # is coarse or two loads share an instant.
+        previous = session.scalar(select(func.max(ConfigVersion.loaded_at)))
+        loaded_at = now or _now()
+        if previous is not None and loaded_at <= previous:
+            loaded_at = previous + timedelta(microseconds=1)
+        stmt = _insert(session, ConfigVersion).values(
+            content_hash=digest, loaded_at=loaded_at, source=source, document=document
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["content_hash"], set_={"loaded_at": stmt.excluded.loaded_at}
+        ).returning(ConfigVersion.id)
+        version: int = session.execute(upsert).scalar_one()
+    return version
+
+
+def latest_configuration_version(engine: Engine) -> int | None:
+    """The version in force (the most recently loaded), or None when none is stored."""
+    with Session(engine) as session:
+        version: int | None = session.scalars(
+            select(ConfigVersion.id)
+            .order_by(ConfigVersion.loaded_at.desc(), ConfigVersion.id.desc())
+            .limit(1)
+        ).first()
+    return version
+
+
+def latest_configuration(engine: Engine) -> tuple[int, Configuration]:
+    """The version in force and its configuration. Raises NoConfigurationError when none is
+    stored."""
+    with Session(engine) as session:
+        row = session.execute(
+            select(ConfigVersion.id, ConfigVersion.document)
+            .order_by(ConfigVersion.loaded_at.desc(), ConfigVersion.id.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        raise NoConfigurationError(NO_CONFIGURATION)
+    return row.id, Configuration.model_validate_json(row.document)
+
+
+def configuration(engine: Engine, version: int) -> Configuration:
+    """Configuration version `version`. Raises NoConfigurationError when it is not stored."""
+    with Session(engine) as session:
+        document = session.scalars(
+            select(ConfigVersion.document).where(ConfigVersion.id == version)
+        ).first()
+    if document is None:
+        raise NoConfigurationError(f"configuration version {version} is not stored")
+    return Configuration.model_validate_json(document)
+
+
+# ------------------------------------------------------------------ cases
+
+
+def _owner_columns(owner: Owner | None) -> tuple[str | None, str | None]:
+    return (owner.kind, owner.key) if owner is not None else (None, None)
+
+
+def record_case(engine: Engine, record: CaseRecord) -> bool:
+    """Upsert the reporting copy of a case and replace its tasks. A record whose revision is
+    not newer than the stored one changes nothing (a late retry of an older record, or a retry
+    of this one). Returns whether the record was written."""
+    case_values: dict[str, Any] = {
+        "reference": record.reference,
+        "topic": record.topic,
+        "workflow_type": record.workflow_type,
+        "workflow_version": record.workflow_version,
+        "config_version": record.config_version,
+        "status": record.status,
+        "owner_kind": record.owner.kind,
+        "owner_key": record.owner.key,
+        "created_by": record.created_by,
+        "created_at": record.created_at,
+        "finished_at": record.finished_at,
+        "close_reason": record.close_reason,
+        "sla_status": record.sla_status,
+        "case_due_at": record.case_due_at,
+        "revision": record.revision,
+    }
+    with Session(engine) as session, session.begin():
+        stmt = _insert(session, StoredCase).values(**case_values)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["reference"],
+            set_={k: stmt.excluded[k] for k in case_values if k != "reference"},
+            where=StoredCase.revision < stmt.excluded.revision,
+        ).returning(StoredCase.reference)
+        if session.execute(upsert).first() is None:
+            return False
+        # The upsert holds the case row's lock until commit, so replacing the tasks is safe.
+        session.execute(delete(StoredTask).where(StoredTask.case_reference == record.reference))
+        if record.tasks:
+            session.execute(
+                _insert(session, StoredTask),
+                [_task_values(record.reference, t) for t in record.tasks],
+            )
+    return True
+
+
+def _task_values(reference: str, task: TaskRecord) -> dict[str, Any]:
+    owner_kind, owner_key = _owner_columns(task.owner)
+    return {
+        "case_reference": reference,
+        "task_key": task.key,
+        "name": task.name,
+        "status": task.status,
+        "mandatory": task.mandatory,
+        "owner_kind": owner_kind,
+        "owner_key": owner_key,
+        "started_at": task.started_at,
+        "due_at": task.due_at,
+        "completed_at": task.completed_at,
+        "sla_status": task.sla_status,
+    }
+
+
+def load_case(engine: Engine, reference: str) -> CaseRecord | None:
+    """The stored reporting copy of case `reference`, or None."""
+    with Session(engine) as session:
+        case = session.get(StoredCase, reference)
+        if case is None:
+            return None
+        tasks = session.scalars(
+            select(StoredTask)
+            .where(StoredTask.case_reference == reference)
+            .order_by(StoredTask.task_key)
+        ).all()
+        return CaseRecord(
+            reference=case.reference,
+            topic=case.topic,
+            workflow_type=case.workflow_type,
+            workflow_version=case.workflow_version,
+            config_version=case.config_version,
+            status=case.status,
+            owner=Owner(kind=case.owner_kind, key=case.owner_key),
+            created_by=case.created_by,
+            created_at=case.created_at,
+            finished_at=case.finished_at,
+            close_reason=case.close_reason,
+            sla_status=case.sla_status,
+            case_due_at=case.case_due_at,
+            revision=case.revision,
+            tasks=[
+                TaskRecord(
+                    key=t.task_key,
+                    name=t.name,
+                    status=t.status,
+                    mandatory=t.mandatory,
+                    owner=(
+                        Owner(kind=t.owner_kind, key=t.owner_key)
+                        if t.owner_kind is not None and t.owner_key is not None
+                        else None
+                    ),
+                    started_at=t.started_at,
+                    due_at=t.due_at,
+                    completed_at=t.completed_at,
+                    sla_status=t.sla_status,
+                )
+                for t in tasks
+            ],
+        )
+
+
+class CaseSummary(BaseModel):
+    """One row of `list_cases`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reference: str
+    topic: Key
+    workflow_type: Key
+    workflow_version: int
+    config_version: int
+    status: CaseStatus
+    owner: Owner
+    created_by: Key
+    created_at: datetime
+    finished_at: datetime | None
+    close_reason: str | None
+    sla_status: SlaStatus
+    case_due_at: datetime | None
+    open_tasks: int
+
+
+def list_cases(
+    engine: Engine,
+    *,
+    status: CaseStatus | None = None,
+    owner: Owner | None = None,
+    topic: Key | None = None,
+    limit: int = 100,
+) -> list[CaseSummary]:
+    """Recorded cases, newest first, optionally filtered by status, case owner and topic, each
+    with its number of open (open, waiting or lagging) tasks."""
+    open_tasks = (
+        select(func.count())
+        .where(
+            StoredTask.case_reference == StoredCase.reference,
+            StoredTask.status.in_(OPEN_WORK_STATUSES),
+        )
+        .correlate(StoredCase)
+        .scalar_subquery()
+    )
+    query = select(StoredCase, open_tasks.label("open_tasks"))
+    if status is not None:
+        query = query.where(StoredCase.status == status)
+    if owner is not None:
+        query = query.where(StoredCase.owner_kind == owner.kind, StoredCase.owner_key == owner.key)
+    if topic is not None:
+        query = query.where(StoredCase.topic == topic)
+    query = query.order_by(StoredCase.created_at.desc(), StoredCase.reference).limit(limit)
+    with Session(engine) as session:
+        return [
+            CaseSummary(
+                reference=c.reference,
+                topic=c.topic,
+                workflow_type=c.workflow_type,
+                workflow_version=c.workflow_version,
+                config_version=c.config_version,
+                status=c.status,
+                owner=Owner(kind=c.owner_kind, key=c.owner_key),
+                created_by=c.created_by,
+                created_at=c.created_at,
+                finished_at=c.finished_at,
+                close_reason=c.close_reason,
+                sla_status=c.sla_status,
+                case_due_at=c.case_due_at,
+                open_tasks=n,
+            )
+            for c, n in session.execute(query)
+        ]
+
+
+# ------------------------------------------------------------------ workload
+
+
+def open_task_counts(
+    bind: Engine | Session, user_keys: Collection[Key], *, pending_since: datetime | None = None
+) -> dict[Key, int]:
+    """Per user (every key in `user_keys`, 0 when none), the tasks they own that are open,
+    waiting or lagging on an open case.
+
+    With `pending_since`, also counts the tasks allocated to them since that instant for cases
+    not recorded yet: a case's first record follows its allocation by a moment, and without
+    these a burst of new cases would all go to the same "least busy" person."""
+    counts: dict[Key, int] = dict.fromkeys(user_keys, 0)
+    if not counts:
+        return counts
+    recorded = (
+        select(StoredTask.owner_key, func.count())
+        .join(StoredCase, StoredCase.reference == StoredTask.case_reference)
+        .where(
+            StoredTask.owner_kind == "user",
+            StoredTask.owner_key.in_(counts),
+            StoredTask.status.in_(OPEN_WORK_STATUSES),
+            StoredCase.status == "open",
+        )
+        .group_by(StoredTask.owner_key)
+    )
+    queries = [recorded]
+    if pending_since is not None:
+        pending = (
+            select(Allocation.owner_key, func.count())
+            .where(
+                Allocation.owner_kind == "user",
+                Allocation.owner_key.in_(counts),
+                Allocation.target != CASE_TARGET,
+                Allocation.created_at >= pending_since,
+                ~exists().where(StoredCase.reference == Allocation.case_reference),
+            )
+            .group_by(Allocation.owner_key)
+        )
+        queries.append(pending)
+
+    def run(session: Session) -> None:
+        for query in queries:
+            for key, n in session.execute(query):
+                if key is not None:
+                    counts[key] += n
+
+    if isinstance(bind, Session):
+        run(bind)
+    else:
+        with Session(bind) as session:
+            run(session)
+    return counts
+
+
+# ------------------------------------------------------------------ allocation steps
+# These take the Session of the allocate activity's one transaction.
+
+
+def stored_allocations(
+    session: Session, case_reference: str, purpose: str, targets: Collection[str]
+) -> dict[str, Allocation]:
+    """The answers already given for these targets of (case, purpose), by target."""
+    rows = session.scalars(
+        select(Allocation).where(
+            Allocation.case_reference == case_reference,
+            Allocation.purpose == purpose,
+            Allocation.target.in_(targets),
+        )
+    ).all()
+    return {row.target: row for row in rows}
+
+
+def save_allocation(
+    session: Session,
+    case_reference: str,
+    target: str,
+    purpose: str,
+    owner: Owner | None,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    """Record the answer for (case, target, purpose), unless one is already recorded."""
+    owner_kind, owner_key = _owner_columns(owner)
+    stmt = _insert(session, Allocation).values(
+        case_reference=case_reference,
+        target=target,
+        purpose=purpose,
+        owner_kind=owner_kind,
+        owner_key=owner_key,
+        reason=reason,
+        created_at=now,
+    )
+    session.execute(
+        stmt.on_conflict_do_nothing(index_elements=["case_reference", "target", "purpose"])
+    )
+
+
+def lock_role(session: Session, role: Key) -> int:
+    """Lock the role's round-robin row until the transaction ends (creating it at 0) and
+    return its next index. Allocations among one role's members are thereby serialised on
+    PostgreSQL; on SQLite every transaction holds the write lock already (see store.db)."""
+    session.execute(
+        _insert(session, RoundRobin)
+        .values(role=role, next_index=0)
+        .on_conflict_do_nothing(index_elements=["role"])
+    )
+    next_index: int = session.scalars(
+        select(RoundRobin.next_index).where(RoundRobin.role == role).with_for_update()
+    ).one()
+    return next_index
+
+
+def set_round_robin(session: Session, role: Key, next_index: int) -> None:
+    session.execute(update(RoundRobin).where(RoundRobin.role == role).values(next_index=next_index))
+
+
+# ------------------------------------------------------------------ inbox
+
+
+class AlertRow(BaseModel):
+    """One alert in a user's inbox."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    recipient: Key
+    case_reference: str
+    case_topic: Key
+    task_key: Key | None  # None: the case-level SLA
+    task_name: str
+    indicator: Indicator
+    occurrence: int
+    indicator_at: datetime
+    task_due_at: datetime | None
+    task_owner: str | None  # "user:<key>" or "role:<key>"
+    created_at: datetime
+    read_at: datetime | None
+
+
+def insert_alerts(
+    engine: Engine, alert: AlertInput, recipients: Iterable[Key], *, now: datetime | None = None
+) -> int:
+    """Write one inbox row per recipient unless it is already there (the unique key is case,
+    task, indicator, occurrence and recipient). Returns the number of rows newly written: 0
+    when a retry finds them all."""
+    created_at = now or _now()
+    owner = str(alert.task_owner) if alert.task_owner is not None else None
+    rows = [
+        {
+            "recipient": recipient,
+            "case_reference": alert.case_reference,
+            "case_topic": alert.case_topic,
+            "task_key": alert.task if alert.task is not None else CASE_TASK_KEY,
+            "task_name": alert.task_name,
+            "indicator": alert.indicator,
+            "occurrence": alert.occurrence,
+            "indicator_at": alert.indicator_at,
+            "task_due_at": alert.task_due_at,
+            "task_owner": owner,
+            "created_at": created_at,
+            "read_at": None,
+        }
+        for recipient in sorted(set(recipients))
+    ]
+    if not rows:
+        return 0
+    with Session(engine) as session, session.begin():
+        stmt = (
+            _insert(session, InboxAlert)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=[
+                    "case_reference",
+                    "task_key",
+                    "indicator",
+                    "occurrence",
+                    "recipient",
+                ]
+            )
+            .returning(InboxAlert.id)
+        )
+        return len(session.execute(stmt).all())
+
+
+def inbox(engine: Engine, user: Key, unread_only: bool = False, limit: int = 100) -> list[AlertRow]:
+    """The alerts of `user`, newest indicator first."""
+    query = select(InboxAlert).where(InboxAlert.recipient == user)
+    if unread_only:
+        query = query.where(InboxAlert.read_at.is_(None))
+    query = query.order_by(InboxAlert.indicator_at.desc(), InboxAlert.id.desc()).limit(limit)
+    with Session(engine) as session:
+        return [_alert_row(a) for a in session.scalars(query)]
+
+
+def _alert_row(a: InboxAlert) -> AlertRow:
+    return AlertRow(
+        id=a.id,
+        recipient=a.recipient,
+        case_reference=a.case_reference,
+        case_topic=a.case_topic,
+        task_key=a.task_key or None,
+        task_name=a.task_name,
+        indicator=a.indicator,
+        occurrence=a.occurrence,
+        indicator_at=a.indicator_at,
+        task_due_at=a.task_due_at,
+        task_owner=a.task_owner,
+        created_at=a.created_at,
+        read_at=a.read_at,
+    )
+
+
+def mark_read(
+    engine: Engine, user: Key, alert_ids: Sequence[int], *, now: datetime | None = None
+) -> int:
+    """Mark alerts of `user` read; others' alerts and alerts already read are left alone.
+    Returns the number marked."""
+    if not alert_ids:
+        return 0
+    with Session(engine) as session, session.begin():
+        result = session.execute(
+            update(InboxAlert)
+            .where(
+                and_(
+                    InboxAlert.recipient == user,
+                    InboxAlert.id.in_(list(alert_ids)),
+                    InboxAlert.read_at.is_(None),
+                )
+            )
+            .values(read_at=now or _now())
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

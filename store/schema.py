@@ -1,0 +1,190 @@
+"""The store's tables (SQLAlchemy 2 typed declarative models).
+
+The workflow's own state is the truth for a running case; these tables hold what lives
+outside it: the versioned configuration, the alert inbox, a reporting copy of cases and tasks
+(which workload-based allocation reads), and the allocation answers that make the allocate
+activity idempotent.
+
+Instants are stored timezone-aware and always come back as aware UTC datetimes, on SQLite
+too (which has no time zone type: `UtcDateTime` stores naive UTC there).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+KEY = 200  # length of configuration keys, staff keys and case references
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware instant, returned as aware UTC on every backend. Naive datetimes are
+    refused: an instant without a zone is a bug waiting for the October clock change."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: store timezone-aware instants")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            # SQLite stores text; keep one format (naive UTC) so comparisons stay correct.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# An autoincrementing 64-bit key on PostgreSQL; SQLite autoincrements only INTEGER keys.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ConfigVersion(Base):
+    """One stored configuration; its id is the configuration version a case pins. The same
+    content (by hash) is stored once; loading it again makes it the latest again."""
+
+    __tablename__ = "config_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # When this content was last loaded: the most recently loaded one is in force.
+    loaded_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # Where it came from (the folder name): no personal data.
+    source: Mapped[str] = mapped_column(String(KEY))
+    # The Configuration as JSON.
+    document: Mapped[str] = mapped_column(Text)
+
+
+class InboxAlert(Base):
+    """One alert for one recipient. The unique key makes alerting idempotent: a retried
+    activity finds its rows and writes nothing."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint(
+            "case_reference",
+            "task_key",
+            "indicator",
+            "occurrence",
+            "recipient",
+            name="uq_inbox_alert",
+        ),
+        Index("ix_inbox_recipient_read", "recipient", "read_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(KEY))
+    case_reference: Mapped[str] = mapped_column(String(KEY))
+    case_topic: Mapped[str] = mapped_column(String(KEY))
+    task_key: Mapped[str] = mapped_column(String(KEY))  # "" for the case-level SLA
+    task_name: Mapped[str] = mapped_column(String(500))
+    indicator: Mapped[str] = mapped_column(String(32))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    indicator_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    task_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    task_owner: Mapped[str | None] = mapped_column(String(KEY + 10))  # "user:key" / "role:key"
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class StoredCase(Base):
+    """The reporting copy of a case, written by the record_case activity."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status", "status"),
+        Index("ix_cases_owner", "owner_kind", "owner_key"),
+    )
+
+    reference: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(KEY))
+    workflow_type: Mapped[str] = mapped_column(String(KEY))
+    workflow_version: Mapped[int] = mapped_column(Integer)
+    config_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    owner_kind: Mapped[str] = mapped_column(String(8))
+    owner_key: Mapped[str] = mapped_column(String(KEY))
+    created_by: Mapped[str] = mapped_column(String(KEY))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    sla_status: Mapped[str] = mapped_column(String(32))
+    case_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The workflow's revision of this copy: an older revision never overwrites a newer one.
+    revision: Mapped[int] = mapped_column(Integer)
+
+
+class StoredTask(Base):
+    """A task of a recorded case; the workload counts read these."""
+
+    __tablename__ = "case_tasks"
+    __table_args__ = (Index("ix_case_tasks_owner_status", "owner_kind", "owner_key", "status"),)
+
+    case_reference: Mapped[str] = mapped_column(
+        String(KEY), ForeignKey("cases.reference", ondelete="CASCADE"), primary_key=True
+    )
+    task_key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(32))
+    mandatory: Mapped[bool] = mapped_column(Boolean)
+    owner_kind: Mapped[str | None] = mapped_column(String(8))
+    owner_key: Mapped[str | None] = mapped_column(String(KEY))
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sla_status: Mapped[str | None] = mapped_column(String(32))
+
+
+class Allocation(Base):
+    """The answer the allocate activity gave for (case, target, purpose): a retry returns it
+    rather than choosing again. `owner_kind`/`owner_key` are empty when nobody was available,
+    and `reason` says why."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (Index("ix_allocations_owner_created", "owner_key", "created_at"),)
+
+    case_reference: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    target: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    owner_kind: Mapped[str | None] = mapped_column(String(8))
+    owner_key: Mapped[str | None] = mapped_column(String(KEY))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RoundRobin(Base):
+    """Per role: the position (in key order of its members) to try next. The row is also the
+    lock that serialises allocations among the role's members."""
+
+    __tablename__ = "round_robin"
+
+    role: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    next_index: Mapped[int] = mapped_column(Integer, default=0)

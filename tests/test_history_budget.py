@@ -1,0 +1,58 @@
+"""History events are what a Temporal cluster spends its time on. A reference 10-task case
+(relief duty: ten path tasks, SLA timers armed, recording on every change) run to completion
+by updates must stay within a budget of 12 events per task.
+
+Where the events go, per task completed by an update: update accepted + completed (2), one
+workflow task (3), the timer for the next instant replaced (cancel + start: 2), the recording
+local activity (1 marker), and a search attribute upsert when the case's attributes change
+(at most 1). About 8-9; the budget leaves room for the case's own start and finish.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+
+from models.messages import CompleteTask, RaiseCase
+from tests.workflow_harness import case_engine, wait_open
+
+BUDGET_PER_TASK = 12
+
+
+async def test_reference_case_history_within_budget(tmp_path: Path) -> None:
+    async with case_engine(tmp_path) as eng:
+        ref = "REL-2028-0100"
+        await eng.sleep_until(datetime(2028, 6, 5, 8, tzinfo=UTC))  # Mon 09:00 BST
+        handle = await eng.client.raise_case(
+            RaiseCase(reference=ref, topic="homeless-tonight", raised_by="adviser1")
+        )
+        await wait_open(handle)
+        completed = 0
+        while True:
+            state = await eng.client.state(ref)
+            if state.status != "open":
+                break
+            open_tasks = [t for t in state.tasks if t.status == "open"]
+            if not open_tasks:
+                starts = [t.starts_at for t in state.tasks if t.status == "lagging" and t.starts_at]
+                assert starts, "case is stuck: nothing open and nothing lagging"
+                await eng.sleep_until(min(starts))
+                continue
+            for task in open_tasks:
+                await eng.client.complete_task(
+                    ref,
+                    CompleteTask(request_id=f"c-{task.key}", actor="manager1", task=task.key),
+                )
+                completed += 1
+        final = await eng.client.result(ref)
+        assert final.status == "completed"
+        assert completed == len(final.tasks) == 10
+
+        history = await handle.fetch_history()
+        events = history.events
+        by_type = Counter(EventType.Name(e.event_type) for e in events)
+        print(f"\n{len(events)} events for {completed} tasks: {dict(by_type)}")
+        assert len(events) <= BUDGET_PER_TASK * completed, by_type
