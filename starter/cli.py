@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from domain.case_display import local
@@ -39,7 +39,7 @@ def _owner(text: str) -> Owner:
     kind, sep, key = text.partition(":")
     if not sep or kind not in ("user", "role") or not key:
         raise argparse.ArgumentTypeError(f"owner must be user:KEY or role:KEY, got {text!r}")
-    return Owner(kind=kind, key=key)  # type: ignore[arg-type]
+    return Owner.model_validate({"kind": kind, "key": key})
 
 
 def _emit(args: argparse.Namespace, data: Any, table: Table | str | None = None) -> None:

@@ -177,9 +177,7 @@ class CaseClient:
 
     async def result(self, reference: str) -> CaseState:
         """Wait for the case to finish; its final state is the summary."""
-        handle = self.client.get_workflow_handle(
-            case_workflow_id(reference), result_type=CaseState
-        )
+        handle = self.client.get_workflow_handle(case_workflow_id(reference), result_type=CaseState)
         state: CaseState = await handle.result()
         return state
 

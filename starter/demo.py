@@ -182,7 +182,7 @@ async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
         f'\'{{"request_id": "cli-1", "actor": "tl1", "task": "<task key>"}}\''
     )
     console.print(
-        f"  {sys.executable} -m starter show {refs[0]} --audit   (with TEMPORAL_ADDRESS={server.address})"
+        f"  TEMPORAL_ADDRESS={server.address} {sys.executable} -m starter show {refs[0]} --audit"
     )
     console.print(
         "\nAmber alerts fire after about a minute, targets after about three. Ctrl-C stops.\n"

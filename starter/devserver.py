@@ -108,7 +108,8 @@ class DevServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"the Temporal dev server exited with {self.process.returncode}; see {self.log_file}"
+                    f"the Temporal dev server exited with {self.process.returncode}; "
+                    f"see {self.log_file}"
                 )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):

@@ -19,11 +19,13 @@ from starter.client import RequestRefusedError
 from tests.workflow_harness import CaseEngine, case_engine, keep_history, wait_open
 
 
-def z(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def z(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
-async def complete(eng: CaseEngine, ref: str, task: str, at: datetime, actor: str = "adviser1") -> None:
+async def complete(
+    eng: CaseEngine, ref: str, task: str, at: datetime, actor: str = "adviser1"
+) -> None:
     await eng.sleep_until(at)
     view = await eng.client.complete_task(
         ref, CompleteTask(request_id=f"done-{task}", actor=actor, task=task)
@@ -200,9 +202,7 @@ async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
             "not_permitted",
         )
         await refused(
-            eng.client.add_task(
-                ref, AddTask(request_id="r4", actor="adviser3", task="call-back")
-            ),
+            eng.client.add_task(ref, AddTask(request_id="r4", actor="adviser3", task="call-back")),
             "task_already_on_case",
         )
         await refused(
@@ -215,8 +215,11 @@ async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
             eng.client.reassign_task(
                 ref,
                 ReassignTask(
-                    request_id="r6", actor="adviser3", task="call-back",
-                    to=Owner(kind="user", key="adviser5"), reason="workload",
+                    request_id="r6",
+                    actor="adviser3",
+                    task="call-back",
+                    to=Owner(kind="user", key="adviser5"),
+                    reason="workload",
                 ),
             ),
             "user_unavailable",
@@ -241,8 +244,11 @@ async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
         moved = await eng.client.reassign_task(
             ref,
             ReassignTask(
-                request_id="m1", actor="tl2", task="call-back",
-                to=Owner(kind="role", key="team-leaders"), reason="absence",
+                request_id="m1",
+                actor="tl2",
+                task="call-back",
+                to=Owner(kind="role", key="team-leaders"),
+                reason="absence",
             ),
         )
         assert moved is not None and moved.owner == Owner(kind="role", key="team-leaders")
@@ -258,11 +264,13 @@ async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
 
         # A bad signal is refused into the audit trail and the case carries on.
         await eng.client.complete_task(
-            ref, CompleteTask(request_id="s1", actor="adviser3", task="prevention-outcome"),
+            ref,
+            CompleteTask(request_id="s1", actor="adviser3", task="prevention-outcome"),
             wait=False,
         )
         await eng.client.complete_task(
-            ref, CompleteTask(request_id="s2", actor="adviser3", task="housing-options-interview"),
+            ref,
+            CompleteTask(request_id="s2", actor="adviser3", task="housing-options-interview"),
             wait=False,
         )
         state = await eng.client.state(ref)
