@@ -1,8 +1,8 @@
 """Configuration that a council writes as files: the shapes, one model per kind of item.
 
 The files live in a folder (see `config/sample/`), one YAML file per kind.
-`domain.config_validation` checks the whole set (references, cycles, synchronised targets) and `domain.config_loader`
-reads the files. Every model forbids unknown fields, so a misspelt key is an error that names
+`domain.config_validation` checks the whole set (references, cycles, synchronised targets)
+and `domain.config_loader` reads the files. Every model forbids unknown fields, so a misspelt key is an error that names
 the field, not a silently ignored setting.
 """
 
