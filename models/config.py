@@ -2,8 +2,8 @@
 
 The files live in a folder (see `config/sample/`), one YAML file per kind.
 `domain.config_validation` checks the whole set (references, cycles, synchronised targets)
-and `domain.config_loader` reads the files. Every model forbids unknown fields, so a misspelt key is an error that names
-the field, not a silently ignored setting.
+and `domain.config_loader` reads the files. Every model forbids unknown fields, so a
+misspelt key is an error that names the field, not a silently ignored setting.
 """
 
 from __future__ import annotations
