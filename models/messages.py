@@ -89,3 +89,6 @@ class CaseInput(BaseModel):
 
     case: RaiseCase
     carried: CarriedCase | None = None
+    # Continue as new once history reaches this many events (or when the server suggests it
+    # sooner). A case is otherwise unbounded: weekly contact tasks, repeated follow-ons.
+    history_event_limit: int = Field(default=10_000, ge=20)

@@ -9,6 +9,10 @@ from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The Temporal servers (dev server, time-skipping server) are session fixtures shared by
+# every test module.
+pytest_plugins = ["tests.temporal_fixtures"]
+
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
 

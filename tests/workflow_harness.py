@@ -67,7 +67,7 @@ async def case_engine(tmp_path: Path, config: str = "sample") -> AsyncIterator[C
     save_configuration(engine, load_and_validate(REPO / "config" / config, date(2026, 11, 25)), "t")
     queue = f"test-{uuid.uuid4().hex[:8]}"
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=10) as executor:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
             async with build_worker(env.client, engine, queue, executor):
                 yield CaseEngine(env=env, client=CaseClient(env.client, queue), engine=engine)
     finally:

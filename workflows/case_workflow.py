@@ -100,6 +100,7 @@ class HousingOptionsCase:
         if self._state is None:
             await self._open_case(input)
         state, defn = self._require()
+        woke_by_timer = False
         while True:
             async with self._lock:
                 await self._carry_out_due_actions()
@@ -111,13 +112,16 @@ class HousingOptionsCase:
                 self._refresh_display()
             if state.status != "open":
                 break
-            if workflow.info().is_continue_as_new_suggested():
+            if self._should_continue_as_new(input, woke_by_timer):
+                # Finish handlers first: an update still running would be lost with this run.
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 self._cancel_timer()
+                workflow.logger.info("continuing as new", extra={"case": state.reference})
                 workflow.continue_as_new(
                     CaseInput(
                         case=input.case,
                         carried=CarriedCase(definition=defn, state=state, revision=self._revision),
+                        history_event_limit=input.history_event_limit,
                     )
                 )
             self._arm_timer(p.next_instant)
@@ -125,6 +129,7 @@ class HousingOptionsCase:
             await workflow.wait_condition(
                 lambda: self._changed or (self._timer is not None and self._timer.done())
             )
+            woke_by_timer = not self._changed
         self._cancel_timer()
         await workflow.wait_condition(workflow.all_handlers_finished)
         async with self._lock:
@@ -133,6 +138,17 @@ class HousingOptionsCase:
             "case finished", extra={"case": state.reference, "status": state.status}
         )
         return state
+
+    def _should_continue_as_new(self, input: CaseInput, woke_by_timer: bool) -> bool:
+        """Continue as new when the server suggests it, or past our own limit at a quiet
+        moment (a timer wake rather than a burst of messages), or at twice the limit."""
+        info = workflow.info()
+        length = info.get_current_history_length()
+        return (
+            info.is_continue_as_new_suggested()
+            or (woke_by_timer and length >= input.history_event_limit)
+            or length >= 2 * input.history_event_limit
+        )
 
     async def _open_case(self, input: CaseInput) -> None:
         now = workflow.now()
