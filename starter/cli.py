@@ -27,7 +27,7 @@ from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, Reassig
 from starter.client import CaseClient, RequestRefusedError, new_request_id
 from starter.connection import TemporalSettings, connect
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 

@@ -26,7 +26,7 @@ from starter.devserver import DevServer, start_dev_server
 
 REPO = Path(__file__).resolve().parent.parent
 WORKDIR = REPO / "var" / "demo"
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -175,11 +175,13 @@ async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
     ):
         console.print(f"  {q}")
     temporal = Path(sys.executable).parent / "temporal"
+    first = await client.state(refs[0])
+    open_task = next((t.key for t in first.tasks if t.status == "open"), "<task key>")
     console.print("\nSignal a case from the `temporal` CLI, for example:")
     console.print(
         f"  {temporal} workflow signal --address {server.address} --workflow-id case-{refs[0]} "
         "--name complete_task --input "
-        f'\'{{"request_id": "cli-1", "actor": "tl1", "task": "<task key>"}}\''
+        f'\'{{"request_id": "cli-1", "actor": "tl1", "task": "{open_task}"}}\''
     )
     console.print(
         f"  TEMPORAL_ADDRESS={server.address} {sys.executable} -m starter show {refs[0]} --audit"

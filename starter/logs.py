@@ -51,3 +51,9 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_name)
+    # The SDK's workflow and activity loggers put their info dicts into the message text by
+    # default; we want it as fields (they are already attached as `temporal_workflow` etc.).
+    from temporalio import activity, workflow
+
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
