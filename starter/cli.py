@@ -23,7 +23,14 @@ from temporalio.service import RPCError
 
 from domain.case_display import local
 from models.case import CaseState, Owner
-from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
+from models.messages import (
+    AddTask,
+    CloseCase,
+    CompleteTask,
+    RaiseCase,
+    ReassignReason,
+    ReassignTask,
+)
 from starter.client import CaseClient, RequestRefusedError, new_request_id
 from starter.connection import TemporalSettings, connect
 
@@ -238,6 +245,99 @@ async def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class BulkOutcome(BaseModel):
+    reference: str
+    task: str
+    outcome: str  # moved | refused | failed
+    detail: str = ""
+
+
+async def reassign_all(
+    client: CaseClient,
+    references: Sequence[str],
+    absent: Owner,
+    to: Owner,
+    actor: str,
+    reason: ReassignReason,
+    note: str,
+    progress: Any = None,
+) -> list[BulkOutcome]:
+    """Reassign every unfinished task `absent` owns on the given cases to `to`. Each case's
+    own state decides (the store only suggests which cases to look at); each reassignment is
+    a validated update. A task already moved is no longer the absent user's, so re-running
+    the command after an interruption moves only what is left."""
+    results: list[BulkOutcome] = []
+    batch = new_request_id()[:12]
+    for ref in references:
+        try:
+            state = await client.state(ref)
+        except (RPCError, RequestRefusedError) as e:
+            results.append(BulkOutcome(reference=ref, task="-", outcome="failed", detail=str(e)))
+            continue
+        owned = [
+            t
+            for t in state.tasks
+            if t.owner == absent and t.status in ("open", "waiting", "lagging")
+        ]
+        for task in owned:
+            req = ReassignTask(
+                request_id=f"bulk-{batch}-{ref}-{task.key}",
+                actor=actor,
+                task=task.key,
+                to=to,
+                reason=reason,
+                note=note,
+            )
+            try:
+                await client.reassign_task(ref, req)
+                results.append(BulkOutcome(reference=ref, task=task.key, outcome="moved"))
+            except RequestRefusedError as refused:
+                results.append(
+                    BulkOutcome(
+                        reference=ref,
+                        task=task.key,
+                        outcome="refused",
+                        detail=f"{refused.code}: {refused}",
+                    )
+                )
+        if progress is not None:
+            progress()
+    return results
+
+
+async def cmd_reassign_all(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from store.db import database_url, make_engine
+    from store.repository import cases_with_work_owned_by
+
+    absent = Owner(kind="user", key=args.user)
+    engine = make_engine(database_url())
+    refs = cases_with_work_owned_by(engine, absent)
+    engine.dispose()
+    client = await _client()
+    with Progress(console=err, disable=args.json or not refs) as bar:
+        job = bar.add_task(f"reassigning {args.user}'s tasks", total=len(refs))
+        results = await reassign_all(
+            client,
+            refs,
+            absent,
+            args.to,
+            args.by,
+            args.reason,
+            args.note,
+            progress=lambda: bar.advance(job),
+        )
+    moved = [r for r in results if r.outcome == "moved"]
+    table = Table(title=f"{len(moved)} task(s) moved from {args.user} to {args.to}")
+    for col in ("Case", "Task", "Outcome", "Why"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.reference, r.task, r.outcome, r.detail or "-")
+    _emit(args, results, table)
+    return 0 if all(r.outcome == "moved" for r in results) else 1
+
+
 def cmd_inbox(args: argparse.Namespace) -> int:
     from store.db import database_url, make_engine
     from store.repository import inbox, mark_read
@@ -315,6 +415,21 @@ def build_parser() -> argparse.ArgumentParser:
     message("close", "close a case with a reason", cmd_close, task=False).add_argument(
         "--reason", required=True
     )
+
+    ra = sub.add_parser(
+        "reassign-absent",
+        help="reassign every unfinished task of a user (absent, left) to a user or a role",
+    )
+    ra.add_argument("user", help="staff key whose tasks move")
+    ra.add_argument("--to", type=_owner, required=True, help="user:KEY or role:KEY")
+    ra.add_argument("--by", required=True, help="staff key of the acting user")
+    ra.add_argument(
+        "--reason",
+        default="absence",
+        choices=["workload", "absence", "specialist_knowledge", "other"],
+    )
+    ra.add_argument("--note", default="")
+    ra.set_defaults(fn=cmd_reassign_all)
 
     s = sub.add_parser("show", help="show one case as a table")
     s.add_argument("reference")

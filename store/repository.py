@@ -545,3 +545,24 @@ def mark_read(
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cases_with_work_owned_by(engine: Engine, owner: Owner, limit: int = 10_000) -> list[str]:
+    """References of open cases with a task (open, waiting or lagging) owned by `owner`, as
+    last recorded. The reporting copy may lag the workflows by a moment: callers confirm with
+    each case's own state before acting."""
+    query = (
+        select(StoredTask.case_reference)
+        .join(StoredCase, StoredCase.reference == StoredTask.case_reference)
+        .where(
+            StoredCase.status == "open",
+            StoredTask.status.in_(OPEN_WORK_STATUSES),
+            StoredTask.owner_kind == owner.kind,
+            StoredTask.owner_key == owner.key,
+        )
+        .distinct()
+        .order_by(StoredTask.case_reference)
+        .limit(limit)
+    )
+    with Session(engine) as session:
+        return list(session.scalars(query))
