@@ -18,10 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from domain.case_definition import DefinitionError
 from domain.case_display import local
+from domain.case_rules import RequestRefused
+from domain.config_errors import ConfigurationError
 from models.case import CaseState, Owner
 from models.messages import (
     AddTask,
@@ -33,6 +37,7 @@ from models.messages import (
 )
 from starter.client import CaseClient, RequestRefusedError, new_request_id
 from starter.connection import TemporalSettings, connect
+from store.repository import NoConfigurationError
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -80,12 +85,10 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 def cmd_config_load(args: argparse.Namespace) -> int:
     from domain.config_loader import load_and_validate
-    from store.db import create_schema, database_url, make_engine
     from store.repository import save_configuration
 
     config = load_and_validate(Path(args.path), args.today or date.today())
-    engine = make_engine(database_url())
-    create_schema(engine)
+    engine = _store()
     version = save_configuration(engine, config, source=Path(args.path).name)
     _emit(args, {"version": version}, f"configuration loaded as version [bold]{version}[/]")
     return 0
@@ -99,11 +102,40 @@ async def _client() -> CaseClient:
     return CaseClient(await connect(settings), settings.task_queue)
 
 
+def _store() -> Engine:
+    """The store named by DATABASE_URL, its tables created if this is its first use."""
+    from store.db import create_schema, database_url, make_engine
+
+    engine = make_engine(database_url())
+    create_schema(engine)
+    return engine
+
+
+def check_raise(case: RaiseCase) -> None:
+    """Refuse a case the engine would refuse, before anything is started: the topic must be
+    in force today in the latest stored configuration, and extra tasks must be optional tasks
+    of its workflow type."""
+    from domain.case_definition import build_case_definition
+    from domain.case_rules import check_extra_tasks
+    from store.repository import latest_configuration
+
+    engine = _store()
+    try:
+        version, config = latest_configuration(engine)
+    finally:
+        engine.dispose()
+    defn = build_case_definition(config, version, case.topic, date.today())
+    if case.raised_by not in defn.users:
+        raise CliError(f"{case.raised_by!r} is not a member of staff in configuration v{version}")
+    check_extra_tasks(defn, case.extra_tasks)
+
+
 async def cmd_raise(args: argparse.Namespace) -> int:
-    client = await _client()
     case = RaiseCase(
         reference=args.reference, topic=args.topic, raised_by=args.by, extra_tasks=args.extra_task
     )
+    check_raise(case)
+    client = await _client()
     try:
         handle = await client.raise_case(case)
     except WorkflowAlreadyStartedError:
@@ -308,11 +340,10 @@ async def reassign_all(
 async def cmd_reassign_all(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from store.db import database_url, make_engine
     from store.repository import cases_with_work_owned_by
 
     absent = Owner(kind="user", key=args.user)
-    engine = make_engine(database_url())
+    engine = _store()
     refs = cases_with_work_owned_by(engine, absent)
     engine.dispose()
     client = await _client()
@@ -339,10 +370,9 @@ async def cmd_reassign_all(args: argparse.Namespace) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
-    from store.db import database_url, make_engine
     from store.repository import inbox, mark_read
 
-    engine = make_engine(database_url())
+    engine = _store()
     rows = inbox(engine, args.user, unread_only=not args.all, limit=args.limit)
     table = Table(title=f"Inbox of {args.user}: {len(rows)} alert(s)")
     for col in ("Id", "Case", "Task", "Indicator", "At", "Task due", "Owner", "Read"):
@@ -474,20 +504,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return int(result)
-    except RequestRefusedError as refused:
+    except (RequestRefusedError, RequestRefused) as refused:
         err.print(f"[red]refused[/] ({refused.code}): {refused}")
         return 1
-    except (CliError, ValidationError, FileNotFoundError) as e:
+    except (
+        CliError,
+        ValidationError,
+        FileNotFoundError,
+        ConfigurationError,
+        DefinitionError,
+        NoConfigurationError,
+    ) as e:
         err.print(f"[red]error[/]: {e}")
         return 1
     except RPCError as e:
         err.print(f"[red]Temporal error[/]: {e.message}")
         return 1
-    except Exception as e:  # configuration errors and store errors carry their own message
-        if type(e).__name__ in ("ConfigurationError", "DefinitionError", "NoConfigurationError"):
-            err.print(f"[red]error[/]: {e}")
-            return 1
-        raise
 
 
 if __name__ == "__main__":
