@@ -39,7 +39,8 @@ from starter.client import CaseClient, RequestRefusedError, new_request_id
 from starter.connection import TemporalSettings, connect
 from store.repository import NoConfigurationError
 
-out = Console(soft_wrap=True)
+# Piped output (scripts, CI logs) gets a wide console rather than 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 err = Console(stderr=True)
 
 

@@ -26,7 +26,7 @@ from starter.devserver import DevServer, start_dev_server
 
 REPO = Path(__file__).resolve().parent.parent
 WORKDIR = REPO / "var" / "demo"
-console = Console(soft_wrap=True)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 
 
 def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -185,7 +185,8 @@ async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
         "SlaStatus = 'breached'",
         "SlaStatus = 'amber' AND CaseWorkflowType = 'prevention-duty'",
         f"OpenTaskOwners = '{_first_user(config, 'housing-advisers')}'",
-        "CaseStatus = 'open' ORDER BY NextDeadline",
+        "SlaStatus = 'escalated' OR SlaStatus = 'breached'",
+        "CaseStatus = 'open' AND OpenTasks > 1",
     ):
         console.print(f"  {q}")
     temporal = Path(sys.executable).parent / "temporal"
