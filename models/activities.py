@@ -76,9 +76,9 @@ class TaskRecord(_Shape):
     sla_status: SlaStatus | None
 
 
-class CaseRecord(_Shape):
-    """The reporting copy of a case (and the workload counts allocation reads). Also keeps
-    the timestamps the H-CLIC statutory return needs."""
+class CaseFacts(_Shape):
+    """What the store keeps of a case, including the timestamps the H-CLIC statutory return
+    needs (application, decision and end dates come from these and the task records)."""
 
     reference: str
     topic: Key
@@ -93,6 +93,11 @@ class CaseRecord(_Shape):
     close_reason: str | None
     sla_status: SlaStatus
     case_due_at: datetime | None
+
+
+class CaseRecord(CaseFacts):
+    """The reporting copy of a case (and the workload counts allocation reads)."""
+
     tasks: list[TaskRecord]
     # Monotonic per case: a late retry of an older record never overwrites a newer one.
     revision: int

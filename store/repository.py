@@ -20,8 +20,8 @@ from sqlalchemy import Engine, and_, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models.activities import AlertInput, CaseRecord, TaskRecord
-from models.case import CaseStatus, Owner, SlaStatus, TaskStatus
+from models.activities import AlertInput, CaseFacts, CaseRecord, TaskRecord
+from models.case import CaseStatus, Owner, TaskStatus
 from models.config import Configuration, Indicator, Key
 from store.schema import (
     Allocation,
@@ -241,24 +241,11 @@ def load_case(engine: Engine, reference: str) -> CaseRecord | None:
         )
 
 
-class CaseSummary(BaseModel):
+class CaseSummary(CaseFacts):
     """One row of `list_cases`."""
 
     model_config = ConfigDict(frozen=True)
 
-    reference: str
-    topic: Key
-    workflow_type: Key
-    workflow_version: int
-    config_version: int
-    status: CaseStatus
-    owner: Owner
-    created_by: Key
-    created_at: datetime
-    finished_at: datetime | None
-    close_reason: str | None
-    sla_status: SlaStatus
-    case_due_at: datetime | None
     open_tasks: int
 
 
