@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import signal
 from collections.abc import Sequence
+from datetime import timedelta
 
 import structlog
 from sqlalchemy import Engine
@@ -49,6 +50,8 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_local_activities=max_concurrent_activities,
+        # On SIGTERM, give running activities (an alert being written) time to finish.
+        graceful_shutdown_timeout=timedelta(seconds=30),
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),

@@ -21,10 +21,15 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.case import CaseState
 from models.messages import (
@@ -129,10 +134,10 @@ class CaseClient:
 
     async def _send(self, reference: str, name: str, req: BaseModel, wait: bool) -> TaskView | None:
         handle = self.handle(reference)
-        if not wait:
-            await handle.signal(name, req)
-            return None
         try:
+            if not wait:
+                await handle.signal(name, req)
+                return None
             result: TaskView | None = await handle.execute_update(
                 name,
                 req,
@@ -144,6 +149,19 @@ class CaseClient:
             if isinstance(cause, ApplicationError):
                 raise RequestRefusedError(cause.type or "refused", cause.message) from None
             raise
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND and await self._finished(handle):
+                raise RequestRefusedError(
+                    "case_not_open", f"case {reference} has finished; it takes no more requests"
+                ) from None
+            raise
+
+    async def _finished(self, handle: WorkflowHandle[Any, Any]) -> bool:
+        try:
+            desc = await handle.describe()
+        except RPCError:
+            return False
+        return desc.status is not None and desc.status != WorkflowExecutionStatus.RUNNING
 
     async def add_task(self, reference: str, req: AddTask, *, wait: bool = True) -> TaskView | None:
         """Add an optional task by hand."""

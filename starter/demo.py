@@ -30,16 +30,16 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 
 
 def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = (WORKDIR / "worker.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "worker.py")],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=REPO,
-    )
+    with (WORKDIR / "worker.log").open("ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, str(REPO / "worker.py")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=REPO,
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

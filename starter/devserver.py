@@ -95,15 +95,15 @@ class DevServer:
         else:
             cmd += ["--headless"]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_file.open("ab")
-        self.process = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ},
-        )
+        with self.log_file.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ},
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

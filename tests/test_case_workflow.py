@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from models.case import CaseState, Owner
 from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
@@ -290,3 +292,50 @@ async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
         )
         assert (await eng.client.result(ref)).status == "closed"
         await keep_history(handle, "messages_and_refusals")
+
+
+async def test_bad_raise_input_fails_the_case_at_once_naming_why(tmp_path: Path) -> None:
+    async with case_engine(tmp_path) as eng:
+        for ref, case, code in (
+            (
+                "BAD-0001",
+                RaiseCase(reference="BAD-0001", topic="care-leaver", raised_by="ghost"),
+                "unknown_actor",
+            ),
+            (
+                "BAD-0002",
+                RaiseCase(reference="BAD-0002", topic="care-leaver", raised_by="adviser5"),
+                "unknown_actor",
+            ),  # disabled
+            (
+                "BAD-0003",
+                RaiseCase(
+                    reference="BAD-0003",
+                    topic="care-leaver",
+                    raised_by="adviser1",
+                    extra_tasks=["s184-decision"],
+                ),
+                "task_not_allowed",
+            ),
+        ):
+            await eng.client.raise_case(case)
+            with pytest.raises(WorkflowFailureError) as info:
+                await eng.client.result(ref)
+            cause = info.value.cause
+            assert isinstance(cause, ApplicationError) and cause.type == code, cause
+        # Input that does not decode (any language can send JSON) fails the case too.
+        handle = await eng.env.client.start_workflow(
+            "HousingOptionsCase",
+            {"case": {"reference": "bad reference!", "topic": "care-leaver", "raised_by": "x"}},
+            id="case-bad-json",
+            task_queue=eng.client.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        assert "reference" in str(failed.value.cause)
+        # A message to a finished case is refused, not an RPC error.
+        with pytest.raises(RequestRefusedError) as refused:
+            await eng.client.complete_task(
+                "BAD-0001", CompleteTask(request_id="late", actor="adviser1", task="call-back")
+            )
+        assert refused.value.code == "case_not_open"

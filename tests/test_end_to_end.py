@@ -598,7 +598,7 @@ async def test_command_line(stack: Stack, dev_server: DevServer) -> None:
     assert {t.status for t in final.tasks} == {"completed", "cancelled"}
 
     again = await cli("close", ref, "--by", "adviser3", "--reason", "again", "--request-id", "x2")
-    assert again.returncode == 1 and "completed" in again.message, str(again)
+    assert again.returncode == 1 and "refused (case_not_open)" in again.message, str(again)
     missing = await cli("show", f"NOPE-{uuid.uuid4().hex[:8]}")
     assert missing.returncode == 1 and "not found" in missing.message, str(missing)
 

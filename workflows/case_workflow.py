@@ -25,6 +25,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from domain import audit, case_rules, planner
     from domain.case_display import case_details_markdown, describe_instant, indicator_label
     from domain.case_rules import RequestRefused
@@ -73,7 +75,9 @@ def case_workflow_id(reference: str) -> str:
     return f"case-{reference}"
 
 
-@workflow.defn(name=WORKFLOW_TYPE)
+# Input that does not decode (a bad reference sent with the `temporal` CLI, say) fails the case
+# at once with the validation message, rather than retrying a workflow task for ever.
+@workflow.defn(name=WORKFLOW_TYPE, failure_exception_types=[ValidationError])
 class HousingOptionsCase:
     @workflow.init
     def __init__(self, input: CaseInput) -> None:
@@ -139,6 +143,21 @@ class HousingOptionsCase:
         )
         return state
 
+    @staticmethod
+    def _check_raise(input: CaseInput, defn: CaseDefinition) -> None:
+        """Refuse a case the definition cannot run: the case fails at once, naming why."""
+        raiser = defn.users.get(input.case.raised_by)
+        try:
+            if raiser is None or raiser.disabled:
+                raise RequestRefused(
+                    "unknown_actor",
+                    f"{input.case.raised_by!r} is not an active member of staff in "
+                    f"configuration version {defn.config_version}",
+                )
+            case_rules.check_extra_tasks(defn, input.case.extra_tasks)
+        except RequestRefused as refused:
+            raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None
+
     def _should_continue_as_new(self, input: CaseInput, woke_by_timer: bool) -> bool:
         """Continue as new when the server suggests it, or past our own limit at a quiet
         moment (a timer wake rather than a burst of messages), or at twice the limit."""
@@ -160,6 +179,7 @@ class HousingOptionsCase:
             retry_policy=_STORE_RETRY,
             summary=f"pin definition for topic {input.case.topic}",
         )
+        self._check_raise(input, defn)
         wt = defn.workflow_type
         rules = defn.allocation_rules
         requests = [AllocationRequest(target="case", rule=rules[wt.allocation.case_owner])]
@@ -355,7 +375,7 @@ class HousingOptionsCase:
 
     def _require(self) -> tuple[CaseState, CaseDefinition]:
         if self._state is None or self._defn is None:
-            raise ApplicationError("the case has not opened yet", type="CaseNotOpen")
+            raise ApplicationError("the case has not opened yet", type="case_not_open_yet")
         return self._state, self._defn
 
     # ------------------------------------------------------------ messages
@@ -366,13 +386,13 @@ class HousingOptionsCase:
         check: Callable[[CaseDefinition, CaseState, M, Any], None],
         change: Callable[[CaseDefinition, CaseState, M], Awaitable[str | None]],
         *,
+        name: str,
         via: str,
     ) -> TaskView | None:
         """One path for every message: dedupe, validate, change, audit."""
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
             state, defn = self._require()
-            action = type(req).__name__
             if case_rules.is_duplicate(state, req.request_id):
                 workflow.logger.info(
                     "duplicate request ignored", extra={"case": state.reference, "via": via}
@@ -384,7 +404,7 @@ class HousingOptionsCase:
             try:
                 check(defn, state, req, workflow.now())
             except RequestRefused as refused:
-                audit.refused(state, workflow.now(), req, action, refused)
+                audit.refused(state, workflow.now(), req, name, refused)
                 self._touch()
                 workflow.logger.info(
                     "request refused",
@@ -413,7 +433,9 @@ class HousingOptionsCase:
     def _validate(self, req: M, check: Callable[[CaseDefinition, CaseState, M, Any], None]) -> None:
         """Update validator: refuse before anything is written to history."""
         if self._state is None or self._defn is None:
-            raise ApplicationError("the case has not opened yet; try again", type="CaseNotOpen")
+            raise ApplicationError(
+                "the case has not opened yet; try again in a moment", type="case_not_open_yet"
+            )
         if case_rules.is_duplicate(self._state, req.request_id):
             return
         try:
@@ -450,25 +472,43 @@ class HousingOptionsCase:
 
     @workflow.signal(name="add_task", description="Add an optional task to the case by hand.")
     async def add_task_signal(self, req: AddTask) -> None:
-        await self._handle(req, case_rules.check_add_task, self._change_add, via="signal")
+        await self._handle(
+            req, case_rules.check_add_task, self._change_add, name="add_task", via="signal"
+        )
 
     @workflow.signal(name="reassign_task", description="Reassign a task to a user or a role.")
     async def reassign_task_signal(self, req: ReassignTask) -> None:
-        await self._handle(req, case_rules.check_reassign_task, self._change_reassign, via="signal")
+        await self._handle(
+            req,
+            case_rules.check_reassign_task,
+            self._change_reassign,
+            name="reassign_task",
+            via="signal",
+        )
 
     @workflow.signal(name="complete_task", description="Complete an open task.")
     async def complete_task_signal(self, req: CompleteTask) -> None:
-        await self._handle(req, case_rules.check_complete_task, self._change_complete, via="signal")
+        await self._handle(
+            req,
+            case_rules.check_complete_task,
+            self._change_complete,
+            name="complete_task",
+            via="signal",
+        )
 
     @workflow.signal(name="close_case", description="Close the case with a reason.")
     async def close_case_signal(self, req: CloseCase) -> None:
-        await self._handle(req, case_rules.check_close_case, self._change_close, via="signal")
+        await self._handle(
+            req, case_rules.check_close_case, self._change_close, name="close_case", via="signal"
+        )
 
     # Updates: validated first; answer with the task's new state.
 
     @workflow.update(name="add_task", description="Add an optional task; returns the new task.")
     async def add_task_update(self, req: AddTask) -> TaskView | None:
-        return await self._handle(req, case_rules.check_add_task, self._change_add, via="update")
+        return await self._handle(
+            req, case_rules.check_add_task, self._change_add, name="add_task", via="update"
+        )
 
     @add_task_update.validator
     def _validate_add(self, req: AddTask) -> None:
@@ -477,7 +517,11 @@ class HousingOptionsCase:
     @workflow.update(name="reassign_task", description="Reassign a task; returns the task.")
     async def reassign_task_update(self, req: ReassignTask) -> TaskView | None:
         return await self._handle(
-            req, case_rules.check_reassign_task, self._change_reassign, via="update"
+            req,
+            case_rules.check_reassign_task,
+            self._change_reassign,
+            name="reassign_task",
+            via="update",
         )
 
     @reassign_task_update.validator
@@ -487,7 +531,11 @@ class HousingOptionsCase:
     @workflow.update(name="complete_task", description="Complete an open task; returns it.")
     async def complete_task_update(self, req: CompleteTask) -> TaskView | None:
         return await self._handle(
-            req, case_rules.check_complete_task, self._change_complete, via="update"
+            req,
+            case_rules.check_complete_task,
+            self._change_complete,
+            name="complete_task",
+            via="update",
         )
 
     @complete_task_update.validator
@@ -497,7 +545,7 @@ class HousingOptionsCase:
     @workflow.update(name="close_case", description="Close the case with a reason.")
     async def close_case_update(self, req: CloseCase) -> TaskView | None:
         return await self._handle(
-            req, case_rules.check_close_case, self._change_close, via="update"
+            req, case_rules.check_close_case, self._change_close, name="close_case", via="update"
         )
 
     @close_case_update.validator
