@@ -19,10 +19,26 @@ _INDICATOR_NAMES: dict[Indicator, str] = {
 
 
 def local(at: datetime | None) -> str:
-    """An instant as UK wall-clock time, e.g. `Tue 07 Apr 2026 17:00`."""
+    """An instant as UK wall-clock time with its zone, e.g. `Tue 07 Apr 2026 17:00 BST`."""
     if at is None:
         return "-"
-    return at.astimezone(_LONDON).strftime("%a %d %b %Y %H:%M")
+    return at.astimezone(_LONDON).strftime("%a %d %b %Y %H:%M %Z")
+
+
+_SLA_WORDS = {
+    "on_track": "on track",
+    "amber": "amber",
+    "breached": "breached",
+    "escalated": "escalated",
+}
+
+
+def _sla(status: str | None) -> str:
+    """On track in plain text; anything worse in bold, so it stands out."""
+    if status is None:
+        return "no SLA"
+    word = _SLA_WORDS.get(status, status)
+    return word if status == "on_track" else f"**{word}**"
 
 
 def indicator_label(indicator: Indicator, occurrence: int = 1) -> str:
@@ -72,24 +88,33 @@ def describe_instant(defn: CaseDefinition, state: CaseState, at: datetime) -> st
 
 
 def case_details_markdown(defn: CaseDefinition, state: CaseState) -> str:
-    """The Web UI's current details: the case at a glance, one row per task."""
+    """The Web UI's current details: the case at a glance, one line per task (a list rather
+    than a table: the Web UI renders tables without cell padding)."""
+    from domain.planner import case_sla_status
+
     wt = defn.workflow_type
     sla = state.case_sla
+    overall = case_sla_status(state) if state.status == "open" else None
     lines = [
         f"**Case {state.reference}** · {wt.name} v{wt.version} · topic `{state.topic}` · "
-        f"**{state.status}**",
+        f"**{state.status}**" + (f" · SLA {_sla(overall)}" if overall else ""),
         "",
         f"Owner `{state.owner}` · case target {local(sla.due_at if sla else None)} "
-        f"({sla.sla_status if sla else '-'})",
+        f"({_sla(sla.sla_status) if sla else 'none'})",
         "",
-        "| Task | State | Owner | Due | SLA |",
-        "| --- | --- | --- | --- | --- |",
     ]
     for t in state.tasks:
-        owner = f"`{t.owner}`" if t.owner else "-"
-        lines.append(
-            f"| {t.name} | {t.status} | {owner} | {local(t.due_at)} | {t.sla_status or '-'} |"
-        )
+        owner = f"`{t.owner}`" if t.owner else "unallocated"
+        if t.status == "open":
+            lines.append(
+                f"- **{t.name}**: open · {owner} · due {local(t.due_at)} · {_sla(t.sla_status)}"
+            )
+        elif t.status == "completed":
+            lines.append(f"- {t.name}: completed {local(t.completed_at)} · {owner}")
+        elif t.status == "lagging":
+            lines.append(f"- {t.name}: starts {local(t.starts_at)} · {owner}")
+        else:
+            lines.append(f"- {t.name}: {t.status} · {owner}")
     nxt = pending_instants(state)
     if nxt and state.status == "open":
         lines += ["", f"Next: {nxt[0][1]} at {local(nxt[0][0])}"]

@@ -269,7 +269,7 @@ class HousingOptionsCase:
                 result_type=AlertResult,
                 start_to_close_timeout=_ALERT_TIMEOUT,
                 retry_policy=_STORE_RETRY,
-                summary=f"alert: {indicator_label(action.indicator, action.occurrence)}, {name}",
+                summary=f"{indicator_label(action.indicator, action.occurrence)}: {name}",
             )
             recipients = result.recipients
         new_owner = None
