@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
@@ -38,6 +39,7 @@ def build_worker(
     executor: concurrent.futures.Executor,
     *,
     max_concurrent_activities: int = 50,
+    max_cached_workflows: int | None = None,
     extra_workflows: Sequence[type] = (),
 ) -> Worker:
     """A worker for the case workflow and its activities on `task_queue`."""
@@ -52,6 +54,12 @@ def build_worker(
         max_concurrent_local_activities=max_concurrent_activities,
         # On SIGTERM, give running activities (an alert being written) time to finish.
         graceful_shutdown_timeout=timedelta(seconds=30),
+        # Cases whose timers fire together (a thundering herd of ambers) must not evict each
+        # other from the cache, or every alert costs a replay of the case's history. About
+        # 0.5 MiB a cached case (docs/benchmarks.md); WORKER_MAX_CACHED_WORKFLOWS sets it.
+        max_cached_workflows=max_cached_workflows
+        if max_cached_workflows is not None
+        else int(os.environ.get("WORKER_MAX_CACHED_WORKFLOWS", "3000")),
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),

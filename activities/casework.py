@@ -8,6 +8,7 @@ Logs carry case references, task keys, indicators and counts; never names or not
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -44,10 +45,27 @@ class CaseworkActivities:
     """The activities, bound to one store. Register with `Worker(activities=acts.all(),
     activity_executor=ThreadPoolExecutor(...))`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, version_ttl: float = 2.0) -> None:
         self._engine = engine
         self._configs: dict[int, Configuration] = {}
         self._lock = threading.Lock()
+        # The version in force is read at most every `version_ttl` seconds: on SQLite every
+        # transaction takes the write lock, so a read per alert would queue behind every
+        # recording. A newly loaded configuration reaches new cases within that time.
+        self._version_ttl = version_ttl
+        self._version: tuple[float, int] | None = None
+
+    def _latest_version(self) -> int | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._version
+        if cached is not None and now - cached[0] < self._version_ttl:
+            return cached[1]
+        version = repository.latest_configuration_version(self._engine)
+        if version is not None:
+            with self._lock:
+                self._version = (now, version)
+        return version
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for the worker."""
@@ -55,7 +73,7 @@ class CaseworkActivities:
 
     def latest_configuration(self) -> tuple[int, Configuration]:
         """The configuration in force (one cheap query; the parsed document is cached)."""
-        version = repository.latest_configuration_version(self._engine)
+        version = self._latest_version()
         if version is None:
             raise NoConfigurationError(NO_CONFIGURATION)
         with self._lock:

@@ -84,7 +84,8 @@ def build_case_definition(
     config: Configuration, config_version: int, topic_key: str, on: date
 ) -> CaseDefinition:
     """The definition a case of topic `topic_key` raised on `on` runs on: the topic, the
-    workflow type version in force that day, every task definition and calendar (closed days
+    workflow type version in force that day, the task definitions the case can hold (path,
+    optional tasks and follow-on additions, transitively) and the calendars they use (closed days
     resolved for `on.year - 1` .. `on.year + 3`), and all escalation rules, allocation
     rules, users and roles. Raises DefinitionError when the topic is unknown or not in force on
     `on`, or no version of its workflow type is."""
@@ -95,25 +96,27 @@ def build_case_definition(
     slas: list[SlaConfig] = [workflow_type.case_sla]
     slas += [t.sla for t in task_definitions.values() if t.sla is not None]
     by_key = {c.key: c for c in config.calendars}
+    calendars: dict[Key, CalendarSnapshot] = {}
     for sla in slas:
-        if sla.calendar not in by_key:
+        if sla.calendar in calendars:
+            continue
+        cfg = by_key.get(sla.calendar)
+        if cfg is None:
             raise DefinitionError(
                 f"workflow type {workflow_type.key!r} v{workflow_type.version} uses calendar "
                 f"{sla.calendar!r}, which is not configured"
             )
-    # All calendars and task definitions (a few small items): a request for a task this
-    # workflow type does not allow is then refused as "not allowed", not "unknown".
-    calendars = {
-        c.key: resolve_calendar(c, on.year - YEARS_BEFORE, on.year + YEARS_AFTER)
-        for c in config.calendars
-    }
+        calendars[cfg.key] = resolve_calendar(cfg, on.year - YEARS_BEFORE, on.year + YEARS_AFTER)
 
     return CaseDefinition(
         config_version=config_version,
         topic=topic,
         workflow_type=workflow_type,
-        task_definitions={t.key: t for t in config.task_definitions},
+        task_definitions=task_definitions,
         calendars=calendars,
+        other_task_keys=sorted(
+            t.key for t in config.task_definitions if t.key not in task_definitions
+        ),
         # All of them: a handful of small items, and a follow-on or a reassignment can never
         # find its rule missing from the pin.
         escalation_rules={r.key: r for r in config.escalation_rules},

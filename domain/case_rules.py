@@ -79,11 +79,7 @@ def check_add_task(defn: CaseDefinition, state: CaseState, req: AddTask, now: da
             f"user {req.actor!r} may not add tasks to case {state.reference}: only the case "
             f"owner ({state.owner}) or a role with add_task_any_case may",
         )
-    if req.task not in defn.task_definitions:
-        raise RequestRefused(
-            "unknown_task",
-            f"{req.task!r} is not a task definition in configuration version {defn.config_version}",
-        )
+    _check_known(defn, req.task)
     existing = state.task(req.task)
     if existing is not None:
         raise RequestRefused(
@@ -175,11 +171,7 @@ def check_extra_tasks(defn: CaseDefinition, extra_tasks: Sequence[Key]) -> None:
     not on the path and not repeated."""
     seen = {step.task for step in defn.workflow_type.path}
     for key in extra_tasks:
-        if key not in defn.task_definitions:
-            raise RequestRefused(
-                "unknown_task",
-                f"{key!r} is not a task definition in configuration version {defn.config_version}",
-            )
+        _check_known(defn, key)
         _check_optional(defn, key)
         if key in seen:
             raise RequestRefused(
@@ -190,6 +182,19 @@ def check_extra_tasks(defn: CaseDefinition, extra_tasks: Sequence[Key]) -> None:
 
 
 # --- the parts ---------------------------------------------------------------------------------
+
+
+def _check_known(defn: CaseDefinition, key: Key) -> None:
+    """A task this case can hold; another of the organisation's tasks is "not allowed" for
+    this workflow type; anything else is unknown."""
+    if key in defn.task_definitions:
+        return
+    if key in defn.other_task_keys:
+        _check_optional(defn, key)
+    raise RequestRefused(
+        "unknown_task",
+        f"{key!r} is not a task definition in configuration version {defn.config_version}",
+    )
 
 
 def _check_case_open(state: CaseState) -> None:

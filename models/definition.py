@@ -50,8 +50,13 @@ class CaseDefinition(BaseModel):
     config_version: int
     topic: TopicConfig
     workflow_type: WorkflowTypeConfig
+    # The task definitions this case can hold (its path, optional tasks and follow-on
+    # additions) and the calendars they use: the pin is part of every case's history.
     task_definitions: dict[Key, TaskDefinitionConfig]
     calendars: dict[Key, CalendarSnapshot]
+    # Keys of the organisation's other task definitions, so a request for one is refused as
+    # "not allowed for this workflow type" rather than "unknown".
+    other_task_keys: list[Key] = Field(default_factory=list)
     escalation_rules: dict[Key, EscalationRuleConfig]
     allocation_rules: dict[Key, AllocationRuleConfig]
     # The staff directory as of the pin: used by the message validators, which must decide

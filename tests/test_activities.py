@@ -44,7 +44,7 @@ T0 = datetime(2026, 12, 22, 10, 0, tzinfo=UTC)
 @pytest.fixture
 def acts(engine: Engine, sample_config: Configuration) -> CaseworkActivities:  # noqa: F811
     save_configuration(engine, sample_config, "sample")
-    return CaseworkActivities(engine)
+    return CaseworkActivities(engine, version_ttl=0.0)
 
 
 def run(fn: Any, arg: Any) -> Any:

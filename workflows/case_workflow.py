@@ -293,7 +293,8 @@ class HousingOptionsCase:
             added_task_owner=added_owner,
             fired_at=workflow.now(),
         )
-        workflow.logger.info(
+        # Debug: the alert activity logs each alert at info; a herd should not log twice.
+        workflow.logger.debug(
             "indicator fired",
             extra={
                 "case": state.reference,
