@@ -1,0 +1,77 @@
+"""The pure core's costs, measured by the existing scripts bench/bench_planner.py (one `plan()`
+call, which runs inside every workflow task) and bench/bench_config.py (loading and validating
+the sample configuration, which `config load` and `config validate` do on every call).
+
+Their functions are called here so the figures land in the table and the JSON; the scripts
+themselves still run on their own and print more detail.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import partial
+
+from bench import bench_config, bench_planner
+from bench.common import REPO, BenchResult, log
+from domain import planner
+from domain.config_loader import load_and_validate, load_configuration
+from domain.config_validation import validate_configuration
+
+PLAN_GOAL_US = 1000.0  # "far below a millisecond for ordinary cases" (bench_planner.py)
+CONFIG_GOAL_MS = 2000.0  # "well under two seconds" (bench_config.py)
+
+
+def run(*, quick: bool = False) -> BenchResult:
+    """Planner cost per call by case size and situation, and configuration load/validate."""
+    result = BenchResult("core", "Core: planner per call, configuration load and validate")
+    calls = 200 if quick else bench_planner.CALLS
+    sizes = bench_planner.SIZES[:1] if quick else bench_planner.SIZES
+    runs = 2 if quick else 5
+    result.params = {"planner_calls": calls, "config_runs": runs, "sizes": list(sizes)}
+
+    log(f"core: plan() x {calls} per size and situation")
+    for n in sizes:
+        defn, state = bench_planner.build_case(n)
+        steady_now = bench_planner.RAISED + timedelta(hours=2)
+        steady = planner.plan(defn, state, steady_now)
+        assert steady.next_instant is not None
+        due_now = steady.next_instant
+        for label, now in (("steady state", steady_now), ("one amber due", due_now)):
+            median, p99 = bench_planner.measure(partial(planner.plan, defn, state, now), calls)
+            ordinary = n <= 50
+            result.add(
+                f"plan(), {n} tasks, {label}: median",
+                median,
+                "µs",
+                goal=f"< {PLAN_GOAL_US:.0f} µs" if ordinary else None,
+                met=median < PLAN_GOAL_US if ordinary else None,
+            )
+            result.add(f"plan(), {n} tasks, {label}: p99", p99, "µs")
+
+    folder = REPO / "config" / "sample"
+    today = bench_config.TODAY
+    log(f"core: configuration load and validate x {runs}")
+    t0 = time.perf_counter()
+    config = load_and_validate(folder, today)
+    result.add(
+        "config: first load and validate in process", (time.perf_counter() - t0) * 1000, "ms"
+    )
+    stages = (
+        ("load (YAML and schema)", lambda: load_configuration(folder)),
+        ("validate", lambda: validate_configuration(config, today)),
+        ("load and validate", lambda: load_and_validate(folder, today)),
+    )
+    for label, call in stages:
+        cold = bench_config.median_ms(call, runs, cold=True)
+        warm = bench_config.median_ms(call, runs, cold=False)
+        is_total = label == "load and validate"
+        result.add(
+            f"config: {label}, cold (median)",
+            cold,
+            "ms",
+            goal=f"< {CONFIG_GOAL_MS:.0f} ms" if is_total else None,
+            met=cold < CONFIG_GOAL_MS if is_total else None,
+        )
+        result.add(f"config: {label}, warm (median)", warm, "ms")
+    return result

@@ -1,0 +1,64 @@
+"""The benchmark suite runs end to end at tiny sizes: `python -m bench --quick` for the core
+benchmark and the throughput benchmark (its own dev server and worker processes), printing a
+table and writing JSON. No timing is asserted: the figures depend on the machine, and
+benchmarks are scripts that print them (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmarks_print_a_table_and_write_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    docs = REPO / "docs" / "benchmarks.md"
+    docs_before = docs.read_text() if docs.exists() else None
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            "core",
+            "--only",
+            "throughput",
+            "--throughput-seconds",
+            "3",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    # The table: a header, then a row per figure, naming each benchmark.
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["benchmark", "figure"])
+    rows = lines[header + 2 :]
+    assert any(r.startswith("core ") for r in rows), proc.stdout
+    assert any(r.startswith("throughput ") for r in rows), proc.stdout
+
+    payload = json.loads(out.read_text())
+    assert payload["quick"] is True
+    assert payload["machine"]["cores"] >= 1
+    results = {r["name"]: r for r in payload["results"]}
+    assert set(results) == {"core", "throughput"}
+    for result in results.values():
+        assert result["error"] is None
+        assert result["figures"], result["name"]
+    throughput = {f["name"]: f["value"] for f in results["throughput"]["figures"]}
+    assert throughput["trivial: history events per workflow"] > 0
+    assert throughput["case: history events per workflow"] > 0
+    assert throughput["ratio (b)/(a), history events per second"] is not None
+
+    # A quick run never rewrites the published figures.
+    assert (docs.read_text() if docs.exists() else None) == docs_before
