@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmarks, print a table, write JSON, rewrite docs/benchmarks.md.
 
-    python -m bench                          # everything at default sizes (about 14 minutes)
+    python -m bench                          # everything at default sizes (about 12 minutes)
     python -m bench --only herd              # one benchmark (repeat --only for more)
     python -m bench --quick                  # tiny sizes: checks the machinery, not the stack
     python -m bench --herd-cases 2000 --scale-cases 10000 --throughput-seconds 60
