@@ -59,7 +59,7 @@ def build_worker(
         # 0.5 MiB a cached case (docs/benchmarks.md); WORKER_MAX_CACHED_WORKFLOWS sets it.
         max_cached_workflows=max_cached_workflows
         if max_cached_workflows is not None
-        else int(os.environ.get("WORKER_MAX_CACHED_WORKFLOWS", "3000")),
+        else int(os.environ.get("WORKER_MAX_CACHED_WORKFLOWS", "1500")),
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),
