@@ -16,15 +16,15 @@ of the pin) and `now`: pure, so the Temporal workflow sandbox can import this mo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from domain import planner
+from domain.errors import RequestRefused
 from domain.sla_calendar import CalendarRangeError
 from models.case import CaseState, CaseTask, Owner
 from models.config import Key, Permission
 from models.definition import CaseDefinition
-from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
+from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
 
 # Every refusal code, for documentation and for callers that map codes to messages.
 REFUSAL_CODES: tuple[str, ...] = (
@@ -46,15 +46,6 @@ REFUSAL_CODES: tuple[str, ...] = (
     "task_not_open",
     "reason_required",
 )
-
-
-class RequestRefused(ValueError):
-    """A request the case will not carry out. `code` is a short stable identifier (see
-    REFUSAL_CODES); the message says exactly why, naming the task, user or instants."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def is_duplicate(state: CaseState, request_id: str) -> bool:
@@ -166,6 +157,21 @@ def check_close_case(defn: CaseDefinition, state: CaseState, req: CloseCase, now
         raise RequestRefused("reason_required", "closing a case needs a reason (it was blank)")
 
 
+def check_raise(defn: CaseDefinition, case: RaiseCase) -> None:
+    """A case the definition can run: raised by an active member of staff, with extra tasks
+    that are optional tasks of its workflow type. The workflow refuses a raise that fails this
+    (the case fails at once, naming why), and the client and the command line run it before
+    starting anything, so a mistyped raise never reaches Temporal."""
+    raiser = defn.users.get(case.raised_by)
+    if raiser is None or raiser.disabled:
+        raise RequestRefused(
+            "unknown_actor",
+            f"{case.raised_by!r} is not an active member of staff in configuration version "
+            f"{defn.config_version}",
+        )
+    check_extra_tasks(defn, case.extra_tasks)
+
+
 def check_extra_tasks(defn: CaseDefinition, extra_tasks: Sequence[Key]) -> None:
     """The extra tasks asked for when a case is raised: known, optional for this workflow type,
     not on the path and not repeated."""
@@ -240,7 +246,7 @@ def _check_owner(defn: CaseDefinition, owner: Owner, now: datetime) -> None:
     user = defn.users.get(owner.key)
     if user is None:
         raise RequestRefused("unknown_user", f"user {owner.key!r} is not a known user")
-    today = _local_date(defn, now)
+    today = planner.case_today(defn, now)
     if not user.available_on(today):
         if user.disabled:
             why = "is disabled"
@@ -266,12 +272,12 @@ def _check_within_case_target(
     except CalendarRangeError as err:
         raise RequestRefused("calendar_out_of_range", str(err)) from None
     if due is not None and due > state.case_sla.due_at:
-        zone = _zone(defn)
+        zone = planner.case_zone(defn)
+        case_due = planner.show_instant(state.case_sla.due_at, zone)
         raise RequestRefused(
             "target_after_case_target",
-            f"task {key!r} added now would fall due at {_show(due, zone)}, after the case "
-            f"target {_show(state.case_sla.due_at, zone)}; its SLA does not allow exceeding "
-            "the case target",
+            f"task {key!r} added now would fall due at {planner.show_instant(due, zone)}, after "
+            f"the case target {case_due}; its SLA does not allow exceeding the case target",
         )
 
 
@@ -287,17 +293,3 @@ def _permitted(defn: CaseDefinition, actor: Key, permission: Permission) -> bool
     return any(
         actor in role.members and permission in role.permissions for role in defn.roles.values()
     )
-
-
-def _zone(defn: CaseDefinition) -> ZoneInfo:
-    """The case calendar's time zone: "today" for availability and how instants are shown."""
-    return ZoneInfo(defn.calendars[defn.workflow_type.case_sla.calendar].time_zone)
-
-
-def _local_date(defn: CaseDefinition, now: datetime) -> date:
-    return now.astimezone(_zone(defn)).date()
-
-
-def _show(at: datetime, zone: ZoneInfo) -> str:
-    """An instant as local wall-clock time with its zone abbreviation and UTC ISO form."""
-    return f"{at.astimezone(zone):%a %d %b %Y %H:%M %Z} ({at.isoformat()})"

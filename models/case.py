@@ -20,6 +20,20 @@ TaskOrigin = Literal["path", "manual", "follow_on"]
 SlaStatus = Literal["on_track", "amber", "breached", "escalated"]
 SLA_SEVERITY: dict[SlaStatus, int] = {"on_track": 0, "amber": 1, "breached": 2, "escalated": 3}
 CaseStatus = Literal["open", "completed", "closed"]
+AuditOutcome = Literal["accepted", "refused", "duplicate", "system"]
+
+# The actor recorded for what the case does by itself (starts, indicators, follow-on actions).
+SYSTEM: Key = "system"
+# Everywhere a task key or "the case itself" can stand (an alert, an audit entry, an
+# allocation), the case itself is None. Where a string is required (the allocation activity's
+# answers are keyed by target), it is spelt CASE_TARGET; configuration validation refuses a task
+# definition with that key, so the two can never be confused.
+CASE_TARGET: Key = "case"
+
+
+def target_task(target: Key) -> Key | None:
+    """The task an allocation target stands for (None: the case itself)."""
+    return None if target == CASE_TARGET else target
 
 
 class Owner(BaseModel):
@@ -90,7 +104,7 @@ class AuditEntry(BaseModel):
     at: datetime
     actor: Key
     action: str
-    outcome: Literal["accepted", "refused", "duplicate", "system"]
+    outcome: AuditOutcome
     request_id: str | None = None
     task: Key | None = None
     detail: str = ""

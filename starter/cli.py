@@ -24,7 +24,7 @@ from temporalio.service import RPCError
 
 from domain.case_definition import DefinitionError
 from domain.case_display import local
-from domain.case_rules import RequestRefused
+from domain.errors import RequestRefused
 from domain.config_errors import ConfigurationError
 from models.case import CaseState, Owner
 from models.messages import (

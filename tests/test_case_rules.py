@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from domain import case_rules, planner
-from domain.case_rules import RequestRefused
+from domain.errors import RequestRefused
 from models.case import CaseState, Owner
 from models.definition import CaseDefinition
 from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask

@@ -5,9 +5,10 @@ actions (alerts, follow-on reassignments, added tasks) -> record -> wait until a
 changes something or the next instant comes. One durable timer at a time: it is replaced only
 when the next instant moves, so a message that does not move it costs no timer events.
 
-Messages (`add_task`, `reassign_task`, `complete_task`, `close_case`) arrive as signals or as
-updates. Both go through the same validators (domain.case_rules); an update is refused before
-anything reaches history, a bad signal is refused in the audit trail and never breaks the case.
+Messages arrive as signals or as updates, one of each per row of the message table
+(`domain.messages.MESSAGES`, installed by `_install_message_handlers`). Both go through the
+row's check; an update is refused before anything reaches history, a bad signal is refused in
+the audit trail and never breaks the case.
 
 Only the standard library, temporalio, pydantic and the project's pure modules are imported
 here (tests/test_workflow_imports.py guards it): the sandbox re-imports them for every run.
@@ -16,7 +17,6 @@ here (tests/test_workflow_imports.py guards it): the sandbox re-imports them for
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -27,30 +27,22 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from domain import audit, case_rules, planner
-    from domain.case_display import case_details_markdown, describe_instant, indicator_label
-    from domain.case_rules import RequestRefused
+    from domain import case_rules, planner
+    from domain.case_display import case_details_markdown
+    from domain.errors import RequestRefused
+    from domain.messages import MESSAGES, Message
+    from domain.planner import audit
     from models.activities import (
         AlertInput,
         AlertResult,
         AllocateInput,
         AllocateResult,
         AllocationRequest,
-        CaseRecord,
         PinDefinitionInput,
-        TaskRecord,
     )
-    from models.case import CaseState, Owner
+    from models.case import CASE_TARGET, CaseState, Owner, target_task
     from models.definition import CaseDefinition
-    from models.messages import (
-        AddTask,
-        CarriedCase,
-        CaseInput,
-        CloseCase,
-        CompleteTask,
-        ReassignTask,
-        TaskView,
-    )
+    from models.messages import CarriedCase, CaseInput, TaskView
     from workflows import search
 
 TASK_QUEUE = "housing-options"
@@ -67,7 +59,7 @@ _STORE_RETRY = RetryPolicy(
 _LOCAL_TIMEOUT = timedelta(seconds=30)
 _ALERT_TIMEOUT = timedelta(seconds=30)
 
-M = TypeVar("M", AddTask, ReassignTask, CompleteTask, CloseCase)
+R = TypeVar("R")
 
 
 def case_workflow_id(reference: str) -> str:
@@ -75,9 +67,52 @@ def case_workflow_id(reference: str) -> str:
     return f"case-{reference}"
 
 
+def _task_of(req: Any) -> str | None:
+    """The task a message is about (None: the case itself)."""
+    task: str | None = getattr(req, "task", None)
+    return task
+
+
+def _install_message_handlers(cls: type[HousingOptionsCase]) -> type[HousingOptionsCase]:
+    """Give the workflow a signal and a validated update for each row of the message table,
+    both named after the message (`complete_task`), so the Web UI and `temporal workflow
+    metadata` list them with their descriptions. A refused signal is audited; a refused
+    update is refused before anything reaches history."""
+    for msg in MESSAGES:
+        _install(cls, msg)
+    return cls
+
+
+def _install(cls: type[HousingOptionsCase], msg: Message[Any]) -> None:
+    async def signal(self: HousingOptionsCase, req: Any) -> None:
+        await self._handle(msg, req, via="signal")
+
+    async def update(self: HousingOptionsCase, req: Any) -> TaskView | None:
+        return await self._handle(msg, req, via="update")
+
+    def validate(self: HousingOptionsCase, req: Any) -> None:
+        self._validate(msg, req)
+
+    # The SDK decodes each payload into the type hint of the handler's parameter.
+    signal.__annotations__ = {"req": msg.request, "return": None}
+    update.__annotations__ = {"req": msg.request, "return": TaskView | None}
+    validate.__annotations__ = {"req": msg.request, "return": None}
+    for fn, name in ((signal, f"{msg.name}_signal"), (update, f"{msg.name}_update")):
+        fn.__name__ = name
+        fn.__qualname__ = f"{cls.__qualname__}.{name}"
+    validate.__name__ = f"_validate_{msg.name}"
+    update_handler = workflow.update(name=msg.name, description=msg.description)(update)
+    update_handler.validator(validate)
+    setattr(
+        cls, signal.__name__, workflow.signal(name=msg.name, description=msg.description)(signal)
+    )
+    setattr(cls, update.__name__, update_handler)
+
+
 # Input that does not decode (a bad reference sent with the `temporal` CLI, say) fails the case
 # at once with the validation message, rather than retrying a workflow task for ever.
 @workflow.defn(name=WORKFLOW_TYPE, failure_exception_types=[ValidationError])
+@_install_message_handlers
 class HousingOptionsCase:
     @workflow.init
     def __init__(self, input: CaseInput) -> None:
@@ -146,15 +181,8 @@ class HousingOptionsCase:
     @staticmethod
     def _check_raise(input: CaseInput, defn: CaseDefinition) -> None:
         """Refuse a case the definition cannot run: the case fails at once, naming why."""
-        raiser = defn.users.get(input.case.raised_by)
         try:
-            if raiser is None or raiser.disabled:
-                raise RequestRefused(
-                    "unknown_actor",
-                    f"{input.case.raised_by!r} is not an active member of staff in "
-                    f"configuration version {defn.config_version}",
-                )
-            case_rules.check_extra_tasks(defn, input.case.extra_tasks)
+            case_rules.check_raise(defn, input.case)
         except RequestRefused as refused:
             raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None
 
@@ -173,37 +201,28 @@ class HousingOptionsCase:
         now = workflow.now()
         defn = await workflow.execute_local_activity(
             "pin_definition",
-            PinDefinitionInput(topic=input.case.topic, on=now.date()),
+            PinDefinitionInput(topic=input.case.topic, on=planner.local_date(now)),
             result_type=CaseDefinition,
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
             summary=f"pin definition for topic {input.case.topic}",
         )
         self._check_raise(input, defn)
-        wt = defn.workflow_type
-        rules = defn.allocation_rules
-        requests = [AllocationRequest(target="case", rule=rules[wt.allocation.case_owner])]
-        task_keys = [step.task for step in wt.path] + [
-            k for k in input.case.extra_tasks if k not in {s.task for s in wt.path}
-        ]
-        for key in task_keys:
-            rule_key = wt.allocation.tasks.get(key, wt.allocation.default_task)
-            requests.append(AllocationRequest(target=key, rule=rules[rule_key]))
+        requests = planner.raise_allocation_requests(defn, input.case.extra_tasks)
         allocated = await workflow.execute_local_activity(
             "allocate",
             AllocateInput(
                 case_reference=input.case.reference,
                 raised_by=input.case.raised_by,
-                on=now.date(),
+                on=planner.case_today(defn, now),
                 requests=requests,
             ),
             result_type=AllocateResult,
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
-            summary=f"allocate case and {len(task_keys)} tasks",
+            summary=f"allocate case and {len(requests) - 1} tasks",
         )
-        case_owner = allocated.owners.get("case") or Owner(kind="user", key=input.case.raised_by)
-        task_owners = {k: o for k, o in allocated.owners.items() if k != "case"}
+        case_owner, task_owners = planner.raise_owners(input.case, allocated)
         state = planner.new_case_state(
             defn,
             reference=input.case.reference,
@@ -214,7 +233,7 @@ class HousingOptionsCase:
             extra_tasks=input.case.extra_tasks,
         )
         for target, why in sorted(allocated.unallocated.items()):
-            audit.system(state, now, "allocation", target, why)
+            audit.system(state, now, "allocation", target_task(target), why)
         self._defn, self._state = defn, state
         self._touch()
         workflow.logger.info(
@@ -269,20 +288,22 @@ class HousingOptionsCase:
                 result_type=AlertResult,
                 start_to_close_timeout=_ALERT_TIMEOUT,
                 retry_policy=_STORE_RETRY,
-                summary=f"{indicator_label(action.indicator, action.occurrence)}: {name}",
+                summary=f"{planner.indicator_label(action.indicator, action.occurrence)}: {name}",
             )
             recipients = result.recipients
         new_owner = None
         if action.reassign_rule is not None:
             new_owner = await self._allocate_one(
-                action.task or "case",
+                CASE_TARGET if action.task is None else action.task,
                 action.reassign_rule,
                 purpose=f"follow_on-{action.occurrence}",
             )
         added_owner = None
         if action.add_task is not None and state.task(action.add_task) is None:
             added_owner = await self._allocate_one(
-                action.add_task, self._task_rule(action.add_task), purpose="follow_on"
+                action.add_task,
+                planner.task_allocation_rule(defn, action.add_task),
+                purpose="follow_on",
             )
         planner.apply_action(
             defn,
@@ -305,10 +326,6 @@ class HousingOptionsCase:
             },
         )
 
-    def _task_rule(self, task_key: str) -> str:
-        wt = self._require()[1].workflow_type
-        return wt.allocation.tasks.get(task_key, wt.allocation.default_task)
-
     async def _allocate_one(self, target: str, rule_key: str, purpose: str) -> Owner | None:
         state, defn = self._require()
         result = await workflow.execute_local_activity(
@@ -316,7 +333,7 @@ class HousingOptionsCase:
             AllocateInput(
                 case_reference=state.reference,
                 raised_by=state.created_by,
-                on=workflow.now().date(),
+                on=planner.case_today(defn, workflow.now()),
                 purpose=purpose,
                 requests=[AllocationRequest(target=target, rule=defn.allocation_rules[rule_key])],
             ),
@@ -326,7 +343,8 @@ class HousingOptionsCase:
             summary=f"allocate {target}",
         )
         if target in result.unallocated:
-            audit.system(state, workflow.now(), "allocation", target, result.unallocated[target])
+            why = result.unallocated[target]
+            audit.system(state, workflow.now(), "allocation", target_task(target), why)
         owner: Owner | None = result.owners.get(target)
         return owner
 
@@ -342,8 +360,8 @@ class HousingOptionsCase:
         self._timer = asyncio.create_task(workflow.sleep(delay, summary=self._timer_summary(at)))
 
     def _timer_summary(self, at: Any) -> str:
-        state, defn = self._require()
-        label = describe_instant(defn, state, at)
+        state, _ = self._require()
+        label = planner.describe_instant(state, at)
         return f"next: {label}" if label else "next deadline"
 
     def _cancel_timer(self) -> None:
@@ -362,7 +380,7 @@ class HousingOptionsCase:
         state, _ = self._require()
         await workflow.execute_local_activity(
             "record_case",
-            _case_record(state, self._revision),
+            planner.case_record(state, self._revision),
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
             summary="record case",
@@ -381,16 +399,8 @@ class HousingOptionsCase:
 
     # ------------------------------------------------------------ messages
 
-    async def _handle(
-        self,
-        req: M,
-        check: Callable[[CaseDefinition, CaseState, M, Any], None],
-        change: Callable[[CaseDefinition, CaseState, M], Awaitable[str | None]],
-        *,
-        name: str,
-        via: str,
-    ) -> TaskView | None:
-        """One path for every message: dedupe, validate, change, audit."""
+    async def _handle(self, msg: Message[Any], req: Any, *, via: str) -> TaskView | None:
+        """One path for every message: dedupe, check, allocate if the row asks, change, audit."""
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
             state, defn = self._require()
@@ -403,9 +413,9 @@ class HousingOptionsCase:
             # the alerts read in the order things happened.
             await self._carry_out_due_actions()
             try:
-                check(defn, state, req, workflow.now())
+                msg.check(defn, state, req, workflow.now())
             except RequestRefused as refused:
-                audit.refused(state, workflow.now(), req, name, refused)
+                audit.refused(state, workflow.now(), req, msg.name, _task_of(req), refused)
                 self._touch()
                 workflow.logger.info(
                     "request refused",
@@ -416,22 +426,23 @@ class HousingOptionsCase:
                         str(refused), type=refused.code, non_retryable=True
                     ) from None
                 return None
-            await change(defn, state, req)
+            allocated = None
+            need = msg.allocation(defn, state, req) if msg.allocation is not None else None
+            if need is not None:
+                allocated = await self._allocate_one(need.target, need.rule, purpose=need.purpose)
+            msg.change(defn, state, req, workflow.now(), allocated)
             self._touch()
             self._changed = True
             return self._view(req, duplicate=False)
 
-    def _view(
-        self, req: AddTask | ReassignTask | CompleteTask | CloseCase, *, duplicate: bool
-    ) -> TaskView | None:
+    def _view(self, req: Any, *, duplicate: bool) -> TaskView | None:
         state, _ = self._require()
-        key = getattr(req, "task", None)
+        key = _task_of(req)
         if key is None or state.task(key) is None:
             return None
-        view = planner.task_view(state, key)
-        return view.model_copy(update={"duplicate": duplicate})
+        return planner.task_view(state, key, duplicate=duplicate)
 
-    def _validate(self, req: M, check: Callable[[CaseDefinition, CaseState, M, Any], None]) -> None:
+    def _validate(self, msg: Message[Any], req: Any) -> None:
         """Update validator: refuse before anything is written to history."""
         if self._state is None or self._defn is None:
             raise ApplicationError(
@@ -440,118 +451,9 @@ class HousingOptionsCase:
         if case_rules.is_duplicate(self._state, req.request_id):
             return
         try:
-            check(self._defn, self._state, req, workflow.now())
+            msg.check(self._defn, self._state, req, workflow.now())
         except RequestRefused as refused:
             raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None
-
-    async def _change_add(self, defn: CaseDefinition, state: CaseState, req: AddTask) -> str | None:
-        owner = req.owner
-        if owner is None:
-            owner = await self._allocate_one(req.task, self._task_rule(req.task), purpose="manual")
-        planner.add_task(defn, state, req, workflow.now(), owner or state.owner)
-        return None
-
-    async def _change_reassign(
-        self, defn: CaseDefinition, state: CaseState, req: ReassignTask
-    ) -> str | None:
-        planner.reassign_task(defn, state, req, workflow.now())
-        return None
-
-    async def _change_complete(
-        self, defn: CaseDefinition, state: CaseState, req: CompleteTask
-    ) -> str | None:
-        planner.complete_task(defn, state, req, workflow.now())
-        return None
-
-    async def _change_close(
-        self, defn: CaseDefinition, state: CaseState, req: CloseCase
-    ) -> str | None:
-        planner.close_case(defn, state, req, workflow.now())
-        return None
-
-    # Signals: fire and forget. A refusal is audited, never raised.
-
-    @workflow.signal(name="add_task", description="Add an optional task to the case by hand.")
-    async def add_task_signal(self, req: AddTask) -> None:
-        await self._handle(
-            req, case_rules.check_add_task, self._change_add, name="add_task", via="signal"
-        )
-
-    @workflow.signal(name="reassign_task", description="Reassign a task to a user or a role.")
-    async def reassign_task_signal(self, req: ReassignTask) -> None:
-        await self._handle(
-            req,
-            case_rules.check_reassign_task,
-            self._change_reassign,
-            name="reassign_task",
-            via="signal",
-        )
-
-    @workflow.signal(name="complete_task", description="Complete an open task.")
-    async def complete_task_signal(self, req: CompleteTask) -> None:
-        await self._handle(
-            req,
-            case_rules.check_complete_task,
-            self._change_complete,
-            name="complete_task",
-            via="signal",
-        )
-
-    @workflow.signal(name="close_case", description="Close the case with a reason.")
-    async def close_case_signal(self, req: CloseCase) -> None:
-        await self._handle(
-            req, case_rules.check_close_case, self._change_close, name="close_case", via="signal"
-        )
-
-    # Updates: validated first; answer with the task's new state.
-
-    @workflow.update(name="add_task", description="Add an optional task; returns the new task.")
-    async def add_task_update(self, req: AddTask) -> TaskView | None:
-        return await self._handle(
-            req, case_rules.check_add_task, self._change_add, name="add_task", via="update"
-        )
-
-    @add_task_update.validator
-    def _validate_add(self, req: AddTask) -> None:
-        self._validate(req, case_rules.check_add_task)
-
-    @workflow.update(name="reassign_task", description="Reassign a task; returns the task.")
-    async def reassign_task_update(self, req: ReassignTask) -> TaskView | None:
-        return await self._handle(
-            req,
-            case_rules.check_reassign_task,
-            self._change_reassign,
-            name="reassign_task",
-            via="update",
-        )
-
-    @reassign_task_update.validator
-    def _validate_reassign(self, req: ReassignTask) -> None:
-        self._validate(req, case_rules.check_reassign_task)
-
-    @workflow.update(name="complete_task", description="Complete an open task; returns it.")
-    async def complete_task_update(self, req: CompleteTask) -> TaskView | None:
-        return await self._handle(
-            req,
-            case_rules.check_complete_task,
-            self._change_complete,
-            name="complete_task",
-            via="update",
-        )
-
-    @complete_task_update.validator
-    def _validate_complete(self, req: CompleteTask) -> None:
-        self._validate(req, case_rules.check_complete_task)
-
-    @workflow.update(name="close_case", description="Close the case with a reason.")
-    async def close_case_update(self, req: CloseCase) -> TaskView | None:
-        return await self._handle(
-            req, case_rules.check_close_case, self._change_close, name="close_case", via="update"
-        )
-
-    @close_case_update.validator
-    def _validate_close(self, req: CloseCase) -> None:
-        self._validate(req, case_rules.check_close_case)
 
     @workflow.query(
         name="state",
@@ -559,36 +461,3 @@ class HousingOptionsCase:
     )
     def state(self) -> CaseState | None:
         return self._state
-
-
-def _case_record(state: CaseState, revision: int) -> CaseRecord:
-    return CaseRecord(
-        reference=state.reference,
-        topic=state.topic,
-        workflow_type=state.workflow_type,
-        workflow_version=state.workflow_version,
-        config_version=state.config_version,
-        status=state.status,
-        owner=state.owner,
-        created_by=state.created_by,
-        created_at=state.created_at,
-        finished_at=state.finished_at,
-        close_reason=state.close_reason,
-        sla_status=planner.case_sla_status(state),
-        case_due_at=state.case_sla.due_at if state.case_sla else None,
-        revision=revision,
-        tasks=[
-            TaskRecord(
-                key=t.key,
-                name=t.name,
-                status=t.status,
-                mandatory=t.mandatory,
-                owner=t.owner,
-                started_at=t.started_at,
-                due_at=t.due_at,
-                completed_at=t.completed_at,
-                sla_status=t.sla_status,
-            )
-            for t in state.tasks
-        ],
-    )

@@ -7,7 +7,6 @@ when the cluster has them registered), so a cluster without them still runs case
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -19,7 +18,7 @@ from temporalio.common import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from domain.planner import case_sla_status
+    from domain.planner import case_sla_status, next_deadline, open_task_owner_keys, open_tasks
     from models.case import CaseState
 
 CASE_REFERENCE = SearchAttributeKey.for_keyword("CaseReference")
@@ -43,14 +42,6 @@ ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
 )
 
 
-def next_deadline(state: CaseState) -> datetime | None:
-    """The earliest target of anything still open (in the past when something is overdue)."""
-    dues = [t.due_at for t in state.tasks if t.status == "open" and t.due_at is not None]
-    if state.status == "open" and state.case_sla is not None:
-        dues.append(state.case_sla.due_at)
-    return min(dues) if dues else None
-
-
 def _status_keyword(state: CaseState) -> str:
     # Operators asked for open/closed: a case that completed its work is closed too.
     return "open" if state.status == "open" else "closed"
@@ -58,15 +49,14 @@ def _status_keyword(state: CaseState) -> str:
 
 def values(state: CaseState) -> list[SearchAttributeUpdate[Any]]:
     """The attribute values for a case's current state."""
-    owners = sorted({t.owner.key for t in state.tasks if t.status == "open" and t.owner})
     pairs: list[SearchAttributeUpdate[Any]] = [
         CASE_REFERENCE.value_set(state.reference),
         CASE_TOPIC.value_set(state.topic),
         CASE_WORKFLOW_TYPE.value_set(state.workflow_type),
         CASE_STATUS.value_set(_status_keyword(state)),
         SLA_STATUS.value_set(case_sla_status(state) if state.status == "open" else "on_track"),
-        OPEN_TASK_OWNERS.value_set(owners),
-        OPEN_TASKS.value_set(sum(1 for t in state.tasks if t.status == "open")),
+        OPEN_TASK_OWNERS.value_set(open_task_owner_keys(state)),
+        OPEN_TASKS.value_set(len(open_tasks(state))),
     ]
     deadline = next_deadline(state)
     pairs.append(

@@ -1,0 +1,110 @@
+"""The message table: every message an officer or a service sends a case, one row each.
+
+A row names the message (its signal and update name), its request model, the rule that
+checks it (`domain.case_rules`), the transition that carries it out (`domain.planner`), and,
+for a message that needs an owner chosen first, what to allocate. The workflow installs one
+signal handler and one validated update handler per row; the client sends a row's request
+(typed by the row); the command line builds one command per row from the request model's
+fields. Adding a message is: a request model, a check, a transition, and one row here.
+
+Pure: the workflow sandbox imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from domain import case_rules, planner
+from models.case import CaseState, Owner
+from models.config import Key
+from models.definition import CaseDefinition
+from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
+
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """An owner to choose before a message is carried out: `target` (a task key) by the
+    allocation rule `rule`; `purpose` keeps the answer apart from other allocations of the
+    same target (the store answers a retried allocation with the answer already given)."""
+
+    target: Key
+    rule: Key
+    purpose: str
+
+
+@dataclass(frozen=True)
+class Message(Generic[R]):
+    """One message. `check` raises `RequestRefused` (domain.errors) or returns; `change`
+    mutates the state (`allocated`: the answer to `allocation`, when it asked for one)."""
+
+    name: str
+    request: type[R]
+    description: str
+    check: Callable[[CaseDefinition, CaseState, R, datetime], None]
+    change: Callable[[CaseDefinition, CaseState, R, datetime, Owner | None], object]
+    # The command line's command, and its one-line help.
+    command: str
+    help: str
+    allocation: Callable[[CaseDefinition, CaseState, R], Allocation | None] | None = None
+
+
+def _add_task_allocation(defn: CaseDefinition, state: CaseState, req: AddTask) -> Allocation | None:
+    if req.owner is not None:
+        return None
+    return Allocation(req.task, planner.task_allocation_rule(defn, req.task), "manual")
+
+
+ADD_TASK: Message[AddTask] = Message(
+    name="add_task",
+    request=AddTask,
+    description="Add an optional task to the case by hand; returns the new task.",
+    check=case_rules.check_add_task,
+    change=lambda defn, state, req, now, allocated: planner.add_task(
+        defn, state, req, now, req.owner or allocated or state.owner
+    ),
+    allocation=_add_task_allocation,
+    command="add-task",
+    help="add an optional task by hand",
+)
+REASSIGN_TASK: Message[ReassignTask] = Message(
+    name="reassign_task",
+    request=ReassignTask,
+    description="Reassign a task to a user or a role, with a reason; returns the task.",
+    check=case_rules.check_reassign_task,
+    change=lambda defn, state, req, now, _: planner.reassign_task(defn, state, req, now),
+    command="reassign",
+    help="reassign a task to a user or a role",
+)
+COMPLETE_TASK: Message[CompleteTask] = Message(
+    name="complete_task",
+    request=CompleteTask,
+    description="Complete an open task; returns it.",
+    check=case_rules.check_complete_task,
+    change=lambda defn, state, req, now, _: planner.complete_task(defn, state, req, now),
+    command="complete",
+    help="complete an open task",
+)
+CLOSE_CASE: Message[CloseCase] = Message(
+    name="close_case",
+    request=CloseCase,
+    description="Close the case with a reason; its unfinished tasks are cancelled.",
+    check=case_rules.check_close_case,
+    change=lambda defn, state, req, now, _: planner.close_case(defn, state, req, now),
+    command="close",
+    help="close a case with a reason",
+)
+
+# Every message, in the order the command line lists them.
+MESSAGES: tuple[Message[Any], ...] = (
+    ADD_TASK,
+    REASSIGN_TASK,
+    COMPLETE_TASK,
+    CLOSE_CASE,
+)

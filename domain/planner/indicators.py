@@ -1,0 +1,120 @@
+"""The indicator kinds of a service level, as data.
+
+A task's SLA (and the case's own) has three indicators: the amber warning, target exceeded and
+the follow-on escalation that may repeat. Each kind is one row of `INDICATORS`: which instant of
+its holder it fires at, which escalation rule of the SLA names who is alerted, the SLA status it
+leaves behind, its order among simultaneous indicators and how it reads to an operator. The
+planner, the display and the alert labels all read these rows, so a new kind of indicator is a
+row here (plus its instant on the holder), not an if-chain in six modules.
+
+Pure: the workflow sandbox imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from models.case import SLA_SEVERITY, CaseSla, CaseTask, SlaStatus
+from models.config import Indicator, Key, SlaConfig
+
+# What carries indicators: a task, or the case SLA.
+Holder = CaseTask | CaseSla
+
+
+@dataclass(frozen=True)
+class IndicatorSpec:
+    """One kind of indicator."""
+
+    kind: Indicator
+    # How an operator reads it ("target exceeded") and what a case waiting for it waits for,
+    # for a task ("target: {task}") and for the case SLA ("case target").
+    name: str
+    waiting_for_task: str
+    waiting_for_case: str
+    # Order of simultaneous indicators of one holder (a task's start is 0).
+    rank: int
+    status_after: SlaStatus
+    # Whether it fires again (occurrence 2, 3, ...) at its holder's next instant.
+    repeats: bool
+    instant: Callable[[Holder], datetime | None]
+    escalation_rule: Callable[[SlaConfig], Key | None]
+
+
+def _follow_on_rule(sla: SlaConfig) -> Key | None:
+    return sla.follow_on.escalation_rule if sla.follow_on is not None else None
+
+
+INDICATORS: tuple[IndicatorSpec, ...] = (
+    IndicatorSpec(
+        kind="amber",
+        name="amber",
+        waiting_for_task="amber: {task}",
+        waiting_for_case="amber: case target",
+        rank=1,
+        status_after="amber",
+        repeats=False,
+        instant=lambda holder: holder.amber_at,
+        escalation_rule=lambda sla: sla.amber_escalation,
+    ),
+    IndicatorSpec(
+        kind="target_exceeded",
+        name="target exceeded",
+        waiting_for_task="target: {task}",
+        waiting_for_case="case target",
+        rank=2,
+        status_after="breached",
+        repeats=False,
+        instant=lambda holder: holder.due_at,
+        escalation_rule=lambda sla: sla.target_exceeded_escalation,
+    ),
+    IndicatorSpec(
+        kind="follow_on",
+        name="follow-on",
+        waiting_for_task="follow-on: {task}",
+        waiting_for_case="follow-on: case target",
+        rank=3,
+        status_after="escalated",
+        repeats=True,
+        instant=lambda holder: holder.next_follow_on_at,
+        escalation_rule=_follow_on_rule,
+    ),
+)
+SPECS: dict[Indicator, IndicatorSpec] = {spec.kind: spec for spec in INDICATORS}
+
+
+def fired_count(holder: Holder, kind: Indicator) -> int:
+    """How many occurrences of `kind` the holder has fired."""
+    return sum(1 for fired in holder.fired if fired.indicator == kind)
+
+
+def pending_indicators(holder: Holder) -> Iterator[tuple[datetime, IndicatorSpec, int]]:
+    """Every indicator of the holder still to fire: instant, kind and occurrence, in the order
+    of `INDICATORS` (which is also the order of their instants: amber <= target <= follow-on)."""
+    for spec in INDICATORS:
+        at = spec.instant(holder)
+        if at is None:
+            continue
+        count = fired_count(holder, spec.kind)
+        if count and not spec.repeats:
+            continue
+        yield at, spec, count + 1
+
+
+def next_indicator(holder: Holder) -> tuple[datetime, IndicatorSpec, int] | None:
+    """The holder's next indicator (the first still to fire), or None."""
+    return next(pending_indicators(holder), None)
+
+
+def indicator_label(indicator: Indicator, occurrence: int = 1) -> str:
+    """How an alert or a timer names an indicator: "amber", "follow-on #2"."""
+    spec = SPECS[indicator]
+    return f"{spec.name} #{occurrence}" if spec.repeats and occurrence > 1 else spec.name
+
+
+def worse(current: SlaStatus | None, new: SlaStatus) -> SlaStatus:
+    """The worse of two SLA statuses (None: none yet)."""
+    if current is None or SLA_SEVERITY[new] > SLA_SEVERITY[current]:
+        return new
+    return current

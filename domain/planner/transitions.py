@@ -1,0 +1,113 @@
+"""The message transitions: how an accepted message changes a case. With the actions of
+`domain.planner.actions` they are the only ways a case changes. The workflow checks each
+message with `domain.case_rules` first (see the message table, `domain.messages`).
+
+Pure: the workflow sandbox imports it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.planner import audit
+from domain.planner.actions import open_task
+from domain.planner.construction import lag_start, new_task, set_owner
+from models.case import CaseState, CaseTask, Owner, OwnerChange
+from models.config import Key
+from models.definition import CaseDefinition
+from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
+
+
+def add_task(
+    defn: CaseDefinition,
+    state: CaseState,
+    req: AddTask,
+    now: datetime,
+    owner: Owner | None,
+) -> CaseTask:
+    """Add an optional task by hand: manual, not mandatory, open from `now` (its SLA clock
+    starts at once), owned by `owner` (`req.owner`, or the allocation's answer)."""
+    task = new_task(defn, req.task, origin="manual", mandatory=False, predecessors=[], lag=None)
+    set_owner(task, owner, now, "added", req.actor)
+    open_task(defn, task, now)
+    state.tasks.append(task)
+    detail = f"owner {owner}" if owner is not None else "no owner"
+    if req.reason:
+        detail += f"; reason: {req.reason}"
+    audit.accepted(state, req, now, "add_task", req.task, detail)
+    return task
+
+
+def reassign_task(
+    defn: CaseDefinition, state: CaseState, req: ReassignTask, now: datetime
+) -> CaseTask:
+    """Give a task to another user or role; the owner history keeps the change and reason."""
+    task = require_task(state, req.task)
+    previous = task.owner
+    task.owner = req.to
+    task.owner_history.append(OwnerChange(at=now, owner=req.to, reason=req.reason, by=req.actor))
+    audit.accepted(
+        state, req, now, "reassign_task", req.task, f"{previous} -> {req.to} ({req.reason})"
+    )
+    return task
+
+
+def complete_task(
+    defn: CaseDefinition, state: CaseState, req: CompleteTask, now: datetime
+) -> CaseTask:
+    """Complete an open task. Its pending indicators stop; it keeps its last SLA status; each
+    waiting task whose predecessors are now all completed becomes lagging."""
+    task = require_task(state, req.task)
+    task.status = "completed"
+    task.completed_at = now
+    task.completed_by = req.actor
+    task.next_follow_on_at = None
+    audit.accepted(state, req, now, "complete_task", req.task, "")
+    _release_dependants(defn, state)
+    return task
+
+
+def _release_dependants(defn: CaseDefinition, state: CaseState) -> None:
+    by_key = {task.key: task for task in state.tasks}
+    for task in state.tasks:
+        if task.status != "waiting" or not task.predecessors:
+            continue
+        preds = [by_key.get(key) for key in task.predecessors]
+        completions = [p.completed_at for p in preds if p is not None and p.status == "completed"]
+        if len(completions) != len(preds):
+            continue
+        task.status = "lagging"
+        task.starts_at = lag_start(defn, task, max(c for c in completions if c is not None))
+
+
+def close_case(defn: CaseDefinition, state: CaseState, req: CloseCase, now: datetime) -> None:
+    """Close the case early: cancel every task not yet completed; the case SLA stops."""
+    for task in state.tasks:
+        if task.status in ("open", "waiting", "lagging"):
+            task.status = "cancelled"
+            task.cancelled_at = now
+            task.next_follow_on_at = None
+    state.status = "closed"
+    state.finished_at = now
+    state.closed_by = req.actor
+    state.close_reason = req.reason
+    if state.case_sla is not None:
+        state.case_sla.next_follow_on_at = None
+    audit.accepted(state, req, now, "close_case", None, req.reason)
+
+
+def finish_case(state: CaseState, now: datetime) -> None:
+    """The case reached its end by itself (`plan(...).case_may_finish`): status completed."""
+    state.status = "completed"
+    state.finished_at = now
+    if state.case_sla is not None:
+        state.case_sla.next_follow_on_at = None
+    audit.system(state, now, "case_completed", None, "")
+
+
+def require_task(state: CaseState, key: Key) -> CaseTask:
+    """Task `key` of the case (raises ValueError when it is not on the case)."""
+    task = state.task(key)
+    if task is None:
+        raise ValueError(f"task {key!r} is not on case {state.reference}")
+    return task
