@@ -1,22 +1,31 @@
-"""A typed client for services: raise a case, add/reassign/complete tasks, close it, read it.
+"""A typed client for services: raise a case, send it messages, read it.
 
     client = CaseClient(await connect())
     await client.raise_case(RaiseCase(reference="HO-2026-000123", topic="private-tenancy-ending",
                                       raised_by="adviser1"))
-    view = await client.complete_task("HO-2026-000123", CompleteTask(
+    view = await client.send("HO-2026-000123", COMPLETE_TASK, CompleteTask(
         request_id="req-1", actor="adviser1", task="housing-options-interview"))
 
-Every message is sent as a validated update by default (the answer is the task's new state;
-a refusal raises RequestRefusedError naming the reason and changes nothing), or as a signal
-with `wait=False` (fire and forget; a refusal is written to the case's audit trail).
+`send` takes a row of the message table (`domain.messages`) and that row's request type, so
+a request of the wrong type is a type error; `add_task`, `reassign_task`, `complete_task` and
+`close_case` are shorthands for it. Every message is sent as a validated update by default
+(the answer is the task's new state; a refusal raises RequestRefusedError naming the reason
+and changes nothing), or as a signal with `wait=False` (fire and forget; a refusal is written
+to the case's audit trail).
+
+`raise_case` returns once the case has opened (its first message can follow at once). A raise
+the case refuses (unknown or disabled raiser, extra tasks not allowed) raises
+RequestRefusedError; it never burns the reference, which a corrected raise may use. A raise
+repeated with the same input returns the case already there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
@@ -24,20 +33,24 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.case import CaseState
+from domain.errors import RequestRefused
+from domain.messages import ADD_TASK, CLOSE_CASE, COMPLETE_TASK, REASSIGN_TASK, Message
+from models.case import CaseState, Owner
 from models.messages import (
     AddTask,
     CaseInput,
     CloseCase,
     CompleteTask,
     RaiseCase,
+    ReassignReason,
     ReassignTask,
     TaskView,
 )
@@ -57,12 +70,19 @@ SEARCH_ATTRIBUTE_TYPES: dict[str, IndexedValueType.ValueType] = {
 }
 
 
-class RequestRefusedError(Exception):
-    """The case refused a request; nothing changed. `code` is the rule broken."""
+R = TypeVar("R", bound=BaseModel)
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+# How long raise_case waits for a new case to open (pin its definition, allocate its owners).
+OPEN_TIMEOUT_SECONDS = 60.0
+
+
+class RequestRefusedError(RequestRefused):
+    """The case refused a request; nothing changed. `code` is the rule broken. The same class
+    as the core's refusals (`domain.errors.RequestRefused`), so one `except` catches both."""
+
+
+# Checks a raise before anything starts (see `starter.raise_check.store_raise_check`).
+RaiseCheck = Callable[[RaiseCase], None]
 
 
 class CaseListing(BaseModel):
@@ -80,6 +100,15 @@ class CaseListing(BaseModel):
     started_at: datetime | None
 
 
+class BulkOutcome(BaseModel):
+    """What a bulk reassignment did with one task (or, with task "-", one case)."""
+
+    reference: str
+    task: str
+    outcome: Literal["moved", "refused", "failed"]
+    detail: str = ""
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -87,10 +116,18 @@ def new_request_id() -> str:
 class CaseClient:
     """Drives cases through Temporal. Safe to share across tasks."""
 
-    def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str = DEFAULT_TASK_QUEUE,
+        *,
+        check_raise: RaiseCheck | None = None,
+    ) -> None:
         self.client = client
         self.task_queue = task_queue
         self._has_search_attributes: bool | None = None
+        # Run before a case is started; raises RequestRefused for a raise the case would refuse.
+        self._check_raise = check_raise
 
     async def has_search_attributes(self) -> bool:
         """Whether the namespace has the case search attributes registered."""
@@ -109,37 +146,112 @@ class CaseClient:
     def handle(self, reference: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(case_workflow_id(reference))
 
-    async def raise_case(self, case: RaiseCase) -> WorkflowHandle[Any, CaseState]:
-        """Start a case. Raises WorkflowAlreadyStartedError if the reference is in use."""
+    async def raise_case(
+        self, case: RaiseCase, *, wait_open: bool = True
+    ) -> WorkflowHandle[Any, CaseState]:
+        """Start a case and (with `wait_open`) return once it has opened.
+
+        Refused with RequestRefusedError, changing nothing, when the raise check (if the client
+        has one) or the case itself refuses it, and with code `reference_in_use` when the
+        reference belongs to a case raised with different input. The same raise repeated
+        returns the case already there. The reference stays free after a refused raise: the
+        workflow ID policy lets a new case reuse the ID of a run that failed."""
+        if self._check_raise is not None:
+            try:
+                self._check_raise(case)
+            except RequestRefused as refused:
+                raise RequestRefusedError(refused.code, str(refused)) from None
         attrs = (
             search.initial(case.reference, case.topic)
             if await self.has_search_attributes()
             else None
         )
-        handle: WorkflowHandle[Any, CaseState] = await self.client.start_workflow(
-            WORKFLOW_TYPE,
-            CaseInput(case=case),
-            id=case_workflow_id(case.reference),
-            task_queue=self.task_queue,
-            result_type=CaseState,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=attrs,
-            static_summary=f"Case {case.reference} · {case.topic}",
-            static_details=(
-                f"Housing options case **{case.reference}**, topic `{case.topic}`, "
-                f"raised by `{case.raised_by}`."
-            ),
-        )
+        try:
+            handle: WorkflowHandle[Any, CaseState] = await self.client.start_workflow(
+                WORKFLOW_TYPE,
+                CaseInput(case=case),
+                id=case_workflow_id(case.reference),
+                task_queue=self.task_queue,
+                result_type=CaseState,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                search_attributes=attrs,
+                static_summary=f"Case {case.reference} · {case.topic}",
+                static_details=(
+                    f"Housing options case **{case.reference}**, topic `{case.topic}`, "
+                    f"raised by `{case.raised_by}`."
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            handle = self.client.get_workflow_handle(
+                case_workflow_id(case.reference), result_type=CaseState
+            )
+            await self._same_raise(handle, case)
+        if wait_open:
+            await self._wait_open(handle)
         return handle
 
-    async def _send(self, reference: str, name: str, req: BaseModel, wait: bool) -> TaskView | None:
+    async def _same_raise(self, handle: WorkflowHandle[Any, CaseState], case: RaiseCase) -> None:
+        """Refuse, naming the fields (never their values: notes are personal data), a raise
+        whose reference belongs to a case raised with other input."""
+        async for event in handle.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [existing] = await self.client.data_converter.decode(payloads, [CaseInput])
+            break
+        else:  # pragma: no cover - every workflow history starts with its started event
+            raise RequestRefusedError("reference_in_use", f"case {case.reference} exists")
+        if existing.case == case:
+            return
+        fields = [
+            f for f in RaiseCase.model_fields if getattr(existing.case, f) != getattr(case, f)
+        ]
+        raise RequestRefusedError(
+            "reference_in_use",
+            f"case {case.reference} already exists, raised with a different "
+            f"{', '.join(fields)}; a reference identifies one case",
+        )
+
+    async def _wait_open(self, handle: WorkflowHandle[Any, CaseState]) -> None:
+        """Wait until the case has opened, or answer why it never will."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + OPEN_TIMEOUT_SECONDS
+        delay = 0.02
+        while True:
+            desc = await handle.describe()
+            if desc.status == WorkflowExecutionStatus.FAILED:
+                try:
+                    await handle.result()
+                except WorkflowFailureError as failed:
+                    cause = failed.cause
+                    if isinstance(cause, ApplicationError):
+                        code = cause.type or "refused"
+                        raise RequestRefusedError(code, cause.message) from None
+                    raise
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                return  # finished: a repeated raise of a case that has run its course
+            opened = await handle.query("state", result_type=CaseState | None)  # type: ignore[arg-type]
+            if opened is not None:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(
+                    f"case {handle.id} did not open within {OPEN_TIMEOUT_SECONDS:.0f} s: "
+                    "is a worker polling its task queue?"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    async def send(
+        self, reference: str, msg: Message[R], req: R, *, wait: bool = True
+    ) -> TaskView | None:
+        """Send message `msg` (a row of `domain.messages`) with its request. As an update
+        (`wait`, the default) it answers with the task's new state (None for a message about
+        the case itself) or raises RequestRefusedError; as a signal it answers None."""
         handle = self.handle(reference)
         try:
             if not wait:
-                await handle.signal(name, req)
+                await handle.signal(msg.name, req)
                 return None
             result: TaskView | None = await handle.execute_update(
-                name,
+                msg.name,
                 req,
                 result_type=TaskView | None,  # type: ignore[arg-type]
             )
@@ -165,23 +277,72 @@ class CaseClient:
 
     async def add_task(self, reference: str, req: AddTask, *, wait: bool = True) -> TaskView | None:
         """Add an optional task by hand."""
-        return await self._send(reference, "add_task", req, wait)
+        return await self.send(reference, ADD_TASK, req, wait=wait)
 
     async def reassign_task(
         self, reference: str, req: ReassignTask, *, wait: bool = True
     ) -> TaskView | None:
         """Reassign a task to a user or a role, with a reason."""
-        return await self._send(reference, "reassign_task", req, wait)
+        return await self.send(reference, REASSIGN_TASK, req, wait=wait)
 
     async def complete_task(
         self, reference: str, req: CompleteTask, *, wait: bool = True
     ) -> TaskView | None:
         """Complete an open task."""
-        return await self._send(reference, "complete_task", req, wait)
+        return await self.send(reference, COMPLETE_TASK, req, wait=wait)
 
     async def close_case(self, reference: str, req: CloseCase, *, wait: bool = True) -> None:
         """Close the case with a reason; open tasks are cancelled."""
-        await self._send(reference, "close_case", req, wait)
+        await self.send(reference, CLOSE_CASE, req, wait=wait)
+
+    async def reassign_all(
+        self,
+        references: Sequence[str],
+        owner: Owner,
+        to: Owner,
+        *,
+        actor: str,
+        reason: ReassignReason,
+        note: str = "",
+        progress: Callable[[], None] | None = None,
+    ) -> list[BulkOutcome]:
+        """Reassign every unfinished task `owner` owns on the given cases to `to` (an absent
+        officer's work, a leaver's). Each case's own state decides (a list from the store only
+        suggests which cases to look at); each reassignment is a validated update, and a
+        refusal is reported, not raised. A task already moved is no longer `owner`'s, so
+        running it again after an interruption moves only what is left."""
+        results: list[BulkOutcome] = []
+        batch = new_request_id()[:12]
+        for ref in references:
+            try:
+                state = await self.state(ref)
+            except (RPCError, RequestRefused) as e:
+                results.append(
+                    BulkOutcome(reference=ref, task="-", outcome="failed", detail=str(e))
+                )
+                continue
+            for task in state.tasks:
+                if task.owner != owner or task.status not in ("open", "waiting", "lagging"):
+                    continue
+                req = ReassignTask(
+                    request_id=f"bulk-{batch}-{ref}-{task.key}",
+                    actor=actor,
+                    task=task.key,
+                    to=to,
+                    reason=reason,
+                    note=note,
+                )
+                try:
+                    await self.reassign_task(ref, req)
+                    results.append(BulkOutcome(reference=ref, task=task.key, outcome="moved"))
+                except RequestRefused as refused:
+                    detail = f"{refused.code}: {refused}"
+                    results.append(
+                        BulkOutcome(reference=ref, task=task.key, outcome="refused", detail=detail)
+                    )
+            if progress is not None:
+                progress()
+        return results
 
     async def state(self, reference: str) -> CaseState:
         """The case's current state (its `state` query)."""

@@ -318,7 +318,10 @@ async def test_bad_raise_input_fails_the_case_at_once_naming_why(tmp_path: Path)
                 "task_not_allowed",
             ),
         ):
-            await eng.client.raise_case(case)
+            # The client answers the refusal (and the reference stays free for a corrected raise).
+            with pytest.raises(RequestRefusedError) as raised:
+                await eng.client.raise_case(case)
+            assert raised.value.code == code
             with pytest.raises(WorkflowFailureError) as info:
                 await eng.client.result(ref)
             cause = info.value.cause

@@ -1,0 +1,96 @@
+"""Raising a case through the client library, as a service meets it: a retried raise is not
+an error, a refused raise never burns the reference, the first message can follow at once,
+and the raise check refuses before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.messages import CompleteTask, RaiseCase
+from starter.client import CaseClient, RequestRefusedError
+from starter.raise_check import store_raise_check
+from tests.workflow_harness import case_engine
+
+
+async def test_a_repeated_raise_returns_the_case_and_a_different_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    async with case_engine(tmp_path) as eng:
+        case = RaiseCase(reference="RAISE-0001", topic="care-leaver", raised_by="adviser1")
+        first = await eng.client.raise_case(case)
+        again = await eng.client.raise_case(case)
+        assert again.id == first.id
+        assert (await eng.client.state("RAISE-0001")).created_by == "adviser1"
+
+        other = case.model_copy(update={"raised_by": "adviser2", "notes": "private words"})
+        with pytest.raises(RequestRefusedError) as refused:
+            await eng.client.raise_case(other)
+        assert refused.value.code == "reference_in_use"
+        assert "raised_by, notes" in str(refused.value)
+        assert "private words" not in str(refused.value)  # never echo free text
+
+
+async def test_the_first_message_follows_a_raise_at_once(tmp_path: Path) -> None:
+    async with case_engine(tmp_path) as eng:
+        await eng.client.raise_case(
+            RaiseCase(reference="RAISE-0002", topic="care-leaver", raised_by="adviser1")
+        )
+        # No wait: raise_case returned once the case had opened.
+        state = await eng.client.state("RAISE-0002")
+        first = next(t for t in state.tasks if t.status == "open")
+        view = await eng.client.complete_task(
+            "RAISE-0002", CompleteTask(request_id="r1", actor="adviser1", task=first.key)
+        )
+        assert view is not None and view.status == "completed"
+
+
+async def test_a_refused_raise_leaves_the_reference_free(tmp_path: Path) -> None:
+    async with case_engine(tmp_path) as eng:
+        bad = RaiseCase(reference="RAISE-0003", topic="care-leaver", raised_by="adviser5")
+        with pytest.raises(RequestRefusedError) as refused:
+            await eng.client.raise_case(bad)  # adviser5 is disabled: the case refuses
+        assert refused.value.code == "unknown_actor"
+        good = bad.model_copy(update={"raised_by": "adviser1"})
+        handle = await eng.client.raise_case(good)
+        assert (await eng.client.state("RAISE-0003")).created_by == "adviser1"
+        assert handle.id == "case-RAISE-0003"
+
+
+async def test_the_raise_check_refuses_before_anything_starts(tmp_path: Path) -> None:
+    async with case_engine(tmp_path) as eng:
+        checked = CaseClient(
+            eng.env.client, eng.client.task_queue, check_raise=store_raise_check(eng.engine)
+        )
+        for case, code, listed in (
+            (
+                RaiseCase(reference="RAISE-0004", topic="care-levaer", raised_by="adviser1"),
+                "unknown_topic",
+                "care-leaver",
+            ),
+            (
+                RaiseCase(reference="RAISE-0004", topic="care-leaver", raised_by="adviser5"),
+                "unknown_actor",
+                "adviser1",
+            ),
+            (
+                RaiseCase(
+                    reference="RAISE-0004",
+                    topic="care-leaver",
+                    raised_by="adviser1",
+                    extra_tasks=["s184-decision"],
+                ),
+                "task_not_allowed",
+                "optional tasks",
+            ),
+        ):
+            with pytest.raises(RequestRefusedError) as refused:
+                await checked.raise_case(case)
+            assert refused.value.code == code
+            assert listed in str(refused.value)
+        # Nothing was started: the reference is unknown to Temporal.
+        with pytest.raises(RPCError) as missing:
+            await eng.env.client.get_workflow_handle("case-RAISE-0004").describe()
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
