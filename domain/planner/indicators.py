@@ -12,7 +12,7 @@ Pure: the workflow sandbox imports it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,27 +84,43 @@ INDICATORS: tuple[IndicatorSpec, ...] = (
 SPECS: dict[Indicator, IndicatorSpec] = {spec.kind: spec for spec in INDICATORS}
 
 
-def fired_count(holder: Holder, kind: Indicator) -> int:
-    """How many occurrences of `kind` the holder has fired."""
-    return sum(1 for fired in holder.fired if fired.indicator == kind)
+def fired_counts(holder: Holder) -> dict[Indicator, int]:
+    """How many occurrences of each kind the holder has fired (kinds never fired: absent)."""
+    counts: dict[Indicator, int] = {}
+    for fired in holder.fired:
+        counts[fired.indicator] = counts.get(fired.indicator, 0) + 1
+    return counts
 
 
-def pending_indicators(holder: Holder) -> Iterator[tuple[datetime, IndicatorSpec, int]]:
+def pending_indicators(holder: Holder) -> list[tuple[datetime, IndicatorSpec, int]]:
     """Every indicator of the holder still to fire: instant, kind and occurrence, in the order
     of `INDICATORS` (which is also the order of their instants: amber <= target <= follow-on)."""
+    counts = fired_counts(holder) if holder.fired else {}
+    pending = []
     for spec in INDICATORS:
         at = spec.instant(holder)
         if at is None:
             continue
-        count = fired_count(holder, spec.kind)
+        count = counts.get(spec.kind, 0)
         if count and not spec.repeats:
             continue
-        yield at, spec, count + 1
+        pending.append((at, spec, count + 1))
+    return pending
 
 
 def next_indicator(holder: Holder) -> tuple[datetime, IndicatorSpec, int] | None:
-    """The holder's next indicator (the first still to fire), or None."""
-    return next(pending_indicators(holder), None)
+    """The holder's next indicator (the first still to fire), or None. On the planner's hot
+    path: every activation of every case asks it for every open task."""
+    counts = fired_counts(holder) if holder.fired else {}
+    for spec in INDICATORS:
+        at = spec.instant(holder)
+        if at is None:
+            continue
+        count = counts.get(spec.kind, 0)
+        if count and not spec.repeats:
+            continue
+        return at, spec, count + 1
+    return None
 
 
 def indicator_label(indicator: Indicator, occurrence: int = 1) -> str:
