@@ -11,7 +11,7 @@ The message transitions (`add_task`, `reassign_task`, `complete_task`, `close_ca
 `finish_case`) live here too: they are the only other way a case changes. The workflow validates
 each message with `domain.case_rules` first.
 
-Semantics (see DOMAIN.md, "The model"):
+Semantics (see docs/domain.md, "Tasks and their states"):
 
 - A task is *waiting* while a predecessor is not completed, *lagging* once all are (it starts
   at `starts_at`: the lag counted from the last predecessor's completion on the task's SLA
