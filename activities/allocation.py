@@ -1,6 +1,6 @@
 """Allocation: who owns a case or a task, by an allocation rule.
 
-Rule kinds (DOMAIN.md, "Allocation rule"): a named user; the case creator; a role (group
+Rule kinds (docs/domain.md, "Allocation"): a named user; the case creator; a role (group
 ownership); or one member of a role chosen by least open work or round robin. Unavailable
 users (disabled, or absent on the day) are never chosen; when nobody is available the target
 is reported unallocated with the reason, and the workflow falls back.

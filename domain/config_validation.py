@@ -15,15 +15,15 @@ turns a non-empty list into a `ConfigurationError`. The rules, each with its `ru
   the path, and a follow-on never "adds" a task the path already created.
 - `amber-not-shorter`: amber is shorter than the target, compared calendar-independently
   (minutes, with a day = 1440 minutes, a week = 7 days, a month = 28 days).
-- `statutory-on-working-days`: statutory periods run in calendar days (DOMAIN.md), so a
-  statutory SLA is measured on a 24x7 calendar.
+- `statutory-on-working-days`: statutory periods run in calendar days, so a statutory SLA is
+  measured on a 24x7 calendar (docs/domain.md, "SLA arithmetic").
 - `time-zone`, `opening-hours`, `weekday`: calendars are usable.
 - `empty-escalation-rule`: an escalation rule alerts someone.
 - `no-workflow-type-in-force`: a topic in force in the coming year always has a workflow type
   version in force.
 - `targets-not-synchronised`: no task of a path can fall due after the case target (below).
 
-Synchronised targets (DOMAIN.md): for every workflow type version in force at some point in
+Synchronised targets (docs/domain.md): for every workflow type version in force at some point in
 the 366 days from `today`, every start date in that window on which it is in force, and three
 start instants that day (the case calendar's opening, one minute before its closing, and its
 closing, local time), each path task's latest due is computed with every predecessor running

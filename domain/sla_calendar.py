@@ -9,7 +9,7 @@ Every method takes timezone-aware datetimes (naive input raises ValueError) and 
 datetimes. Deadlines are local wall-clock times in the calendar's `time_zone`, so all date
 reasoning happens on local dates and the answer is converted back to UTC.
 
-The rules (DOMAIN.md "SLA arithmetic", with the interpretations we chose):
+The rules (docs/domain.md, "SLA arithmetic", with the interpretations we chose):
 
 Calendars
   - "24x7": every day counts, closed dates are ignored, no range check. The close of a day is
@@ -83,11 +83,11 @@ from models.period import Period
 
 CalendarKind = Literal["24x7", "working_days"]
 
-# DOMAIN.md: "A week is 7 calendar days or 5 working days".
+# docs/domain.md, "SLA arithmetic": a week is 7 days on 24x7, 5 working days otherwise.
 CALENDAR_DAYS_PER_WEEK = 7
 WORKING_DAYS_PER_WEEK = 5
 
-# On a 24x7 calendar a day ends one second before midnight (DOMAIN.md), so that a deadline
+# A 24x7 day ends one second before midnight (docs/domain.md, "Calendars"), so that a deadline
 # reads as "by the end of 7 April" rather than "by 00:00 on 8 April".
 _END_OF_24X7_DAY = time(23, 59, 59)
 _START_OF_24X7_DAY = time(0, 0)

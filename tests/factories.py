@@ -1,7 +1,7 @@
 """Hand-built case definitions for the pure-core tests: small, explicit, no files, no store.
 
 The calendars list their closed dates explicitly (the England and Wales bank holidays of 2026
-and 2027 from DOMAIN.md), so a test's expected instants can be checked by hand against a
+and 2027, docs/domain.md "Bank holidays"), so expected instants can be checked by hand against a
 printed calendar.
 """
 
@@ -35,7 +35,7 @@ from models.period import Period, Unit
 
 LONDON = ZoneInfo("Europe/London")
 
-# DOMAIN.md, "England and Wales bank holidays".
+# docs/domain.md, "Bank holidays".
 BANK_HOLIDAYS_ENGLAND_WALES: tuple[date, ...] = (
     date(2026, 1, 1),
     date(2026, 4, 3),

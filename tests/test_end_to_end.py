@@ -117,7 +117,7 @@ def service_env(server: DevServer, queue: str, database_url: str) -> dict[str, s
 
 
 # What CPython prints when it aborts at interpreter shutdown in a process that used the
-# Temporal SDK (sdk-python issue 300; see DESIGN.md): the command's work is done by then.
+# Temporal SDK (sdk-python issue 300; see scripts/run_pytest.sh): the command's work is done.
 SDK_SHUTDOWN_ABORT = "Python runtime state: finalizing"
 
 

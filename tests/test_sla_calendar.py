@@ -1,4 +1,4 @@
-"""Hand-computed SLA instants (DOMAIN.md "SLA arithmetic").
+"""Hand-computed SLA instants (docs/domain.md, "SLA arithmetic").
 
 Every expected value below was worked out by hand from a printed calendar and the UK bank
 holiday lists, never by calling the code under test. Expected values are local wall-clock
@@ -106,7 +106,7 @@ def case(
 
 CASES = [
     # --- minutes and hours on the working calendar: only open time counts -----------------
-    # Fri 15-17 is 2h, Mon 09-11 the other 2h (the DOMAIN.md example).
+    # Fri 15-17 is 2h, Mon 09-11 the other 2h (the example in docs/domain.md, "Minutes and hours").
     case("4h-fri-1500", EW, "due", L(2026, 1, 9, 15), P(4, "hours"), L(2026, 1, 12, 11)),
     # A count ending exactly at closing is that closing, not Monday's opening.
     case("2h-ends-at-closing", EW, "due", L(2026, 1, 9, 15), P(2, "hours"), L(2026, 1, 9, 17)),
