@@ -16,10 +16,14 @@ REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{2,39}$"
 
 
 class _Message(BaseModel):
+    """What every message carries. The field descriptions are the command line's help."""
+
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=100)
-    actor: Key = Field(min_length=1)
+    request_id: str = Field(
+        min_length=1, max_length=100, description="idempotency key: a repeat changes nothing"
+    )
+    actor: Key = Field(min_length=1, description="staff key of the acting user")
 
 
 class RaiseCase(BaseModel):
@@ -36,28 +40,30 @@ class RaiseCase(BaseModel):
 
 
 class AddTask(_Message):
-    task: Key
-    owner: Owner | None = None  # None: allocated by the workflow type's rules
-    reason: str = ""
+    task: Key = Field(description="task definition key")
+    owner: Owner | None = Field(
+        default=None, description="user:KEY or role:KEY (default: the workflow type's rule)"
+    )
+    reason: str = Field(default="", description="why the task is added")
 
 
 ReassignReason = Literal["workload", "absence", "specialist_knowledge", "escalation", "other"]
 
 
 class ReassignTask(_Message):
-    task: Key
-    to: Owner
-    reason: ReassignReason
-    note: str = ""
+    task: Key = Field(description="task definition key")
+    to: Owner = Field(description="user:KEY or role:KEY")
+    reason: ReassignReason = Field(description="why the task moves")
+    note: str = Field(default="", description="free text kept in the case history")
 
 
 class CompleteTask(_Message):
-    task: Key
-    note: str = ""
+    task: Key = Field(description="task definition key")
+    note: str = Field(default="", description="free text kept in the case history")
 
 
 class CloseCase(_Message):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=500, description="why the case closes")
 
 
 class TaskView(BaseModel):
