@@ -70,7 +70,7 @@ def _emit(args: argparse.Namespace, data: Any, table: Table | str | None = None)
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    from domain.config_loader import load_and_validate
+    from config_files import load_and_validate
 
     config = load_and_validate(Path(args.path), args.today or date.today())
     summary = {
@@ -85,7 +85,7 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_load(args: argparse.Namespace) -> int:
-    from domain.config_loader import load_and_validate
+    from config_files import load_and_validate
     from store.repository import save_configuration
 
     config = load_and_validate(Path(args.path), args.today or date.today())
