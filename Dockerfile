@@ -3,6 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY domain domain
+COPY config_files config_files
 COPY models models
 COPY workflows workflows
 COPY activities activities

@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from config_files import load_and_validate, load_configuration  # noqa: E402
 from domain import case_definition  # noqa: E402
-from domain.config_loader import load_and_validate, load_configuration  # noqa: E402
 from domain.config_validation import validate_configuration  # noqa: E402
 
 TODAY = date(2026, 11, 25)

@@ -45,7 +45,7 @@ from bench.common import (
     today,
     worker_trouble,
 )
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from models.messages import RaiseCase
 
 TOPIC = "herd-bench"

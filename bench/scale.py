@@ -38,7 +38,7 @@ from bench.common import (
     worker_trouble,
 )
 from bench.herd import _window_zone
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from models.messages import RaiseCase
 from starter.client import CaseClient
 from store.repository import save_configuration

@@ -50,7 +50,7 @@ from bench.common import (
     worker_trouble,
 )
 from bench.trivial_workflow import WORKFLOW_NAME
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from domain.config_validation import validate_configuration
 from models.config import Configuration
 from models.messages import CompleteTask, RaiseCase

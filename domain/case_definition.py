@@ -14,6 +14,7 @@ from functools import lru_cache
 from domain.bank_holidays import bank_holidays
 from domain.calendars import sla_calendar
 from domain.sla_calendar import SlaCalendar
+from domain.task_paths import reachable_tasks
 from models.config import (
     CalendarConfig,
     Configuration,
@@ -162,14 +163,8 @@ def _task_definitions(
     config: Configuration, workflow_type: WorkflowTypeConfig
 ) -> dict[Key, TaskDefinitionConfig]:
     by_key = {t.key: t for t in config.task_definitions}
-    wanted = [s.task for s in workflow_type.path] + list(workflow_type.optional_tasks)
-    if workflow_type.case_sla.follow_on and workflow_type.case_sla.follow_on.add_task:
-        wanted.append(workflow_type.case_sla.follow_on.add_task)
     found: dict[Key, TaskDefinitionConfig] = {}
-    while wanted:
-        key = wanted.pop(0)
-        if key in found:
-            continue
+    for key in reachable_tasks(workflow_type, by_key):
         task = by_key.get(key)
         if task is None:
             raise DefinitionError(
@@ -177,9 +172,6 @@ def _task_definitions(
                 f"{key!r}, which is not a task definition"
             )
         found[key] = task
-        # A follow-on that adds a task brings that task (and whatever it adds) onto the case.
-        if task.sla is not None and task.sla.follow_on is not None and task.sla.follow_on.add_task:
-            wanted.append(task.sla.follow_on.add_task)
     return found
 
 

@@ -1,6 +1,6 @@
 """The errors a configuration can have, as data: each names the file, the item and the rule.
 
-`domain.config_loader` and `domain.config_validation` collect every problem as a `ConfigIssue`
+`config_files` and `domain.config_validation` collect every problem as a `ConfigIssue`
 and refuse the whole configuration at once with a `ConfigurationError`, so the person editing
 the files sees the complete list instead of fixing one error per run.
 """

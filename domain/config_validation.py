@@ -48,11 +48,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from domain.case_definition import sla_calendars
 from domain.config_errors import ConfigIssue, item_label, section_file
 from domain.sla_calendar import SlaCalendar
+from domain.task_paths import (
+    added_task,
+    find_cycles,
+    reachable_tasks,
+    resolve_predecessors,
+    topological_order,
+)
 from models.config import (
     CalendarConfig,
     Configuration,
     Key,
-    PathStepConfig,
     SlaConfig,
     TaskDefinitionConfig,
     WorkflowTypeConfig,
@@ -442,12 +448,12 @@ class _Validator:
         self.sla(s, item, "case_sla", wt.case_sla)
         tasks = {t.key: t for t in self.config.task_definitions}
         adders: list[tuple[str, Key]] = []
-        case_added = _added_task(wt.case_sla)
+        case_added = added_task(wt.case_sla)
         if case_added is not None:
             adders.append(("case_sla.follow_on.add_task", case_added))
         for key in path_tasks:
             t = tasks.get(key)
-            added = _added_task(t.sla) if t is not None else None
+            added = added_task(t.sla) if t is not None else None
             if added is not None:
                 adders.append((f"task {key!r} sla.follow_on.add_task", added))
         for where, added in adders:
@@ -464,7 +470,7 @@ class _Validator:
         a = wt.allocation
         self.ref(s, item, "allocation.case_owner", "allocation_rules", a.case_owner)
         self.ref(s, item, "allocation.default_task", "allocation_rules", a.default_task)
-        reachable = _reachable_tasks(wt, tasks)
+        reachable = set(reachable_tasks(wt, tasks))
         for key, rule in a.tasks.items():
             self.ref(s, item, f"allocation.tasks.{key}", "allocation_rules", rule)
             if key not in reachable and self.ref(
@@ -540,7 +546,7 @@ class _Validator:
         if case_cal is None:
             return
         preds = resolve_predecessors(wt.path)
-        order = _topological([s.task for s in wt.path], preds)
+        order = topological_order([s.task for s in wt.path], preds)
         steps: list[tuple[Key, list[Key], Period | None, SlaCalendar, SlaConfig | None]] = []
         for key in order:
             task = tasks[key]
@@ -593,59 +599,7 @@ class _Validator:
                 self.add("workflow_types", item, "targets-not-synchronised", failed[key])
 
 
-# ---------------------------------------------------------------------- path helpers
-
-
-def resolve_predecessors(path: Sequence[PathStepConfig]) -> dict[Key, list[Key]]:
-    """Each path task's predecessors, "all_earlier" spelled out as every earlier path task.
-    Keys that are not in the path are dropped (they are reported separately)."""
-    tasks = {s.task for s in path}
-    result: dict[Key, list[Key]] = {}
-    earlier: list[Key] = []
-    for step in path:
-        if step.predecessors == "all_earlier":
-            preds = list(dict.fromkeys(earlier))
-        else:
-            preds = [p for p in dict.fromkeys(step.predecessors) if p in tasks]
-        result.setdefault(step.task, preds)
-        earlier.append(step.task)
-    return result
-
-
-def find_cycles(order: Sequence[Key], preds: Mapping[Key, Sequence[Key]]) -> list[list[Key]]:
-    """Cycles among the predecessors, each as the tasks in the order they would run, the first
-    repeated at the end (["a", "b", "a"]: a before b before a). At least one cycle is found
-    for each set of tasks that loop; each is reported once."""
-    state: dict[Key, int] = {}  # 1 = on the stack, 2 = done
-    stack: list[Key] = []
-    found: list[list[Key]] = []
-    seen: set[frozenset[Key]] = set()
-    rank = {k: i for i, k in enumerate(order)}
-
-    def visit(node: Key) -> None:
-        state[node] = 1
-        stack.append(node)
-        for p in preds.get(node, ()):
-            if p not in preds:
-                continue
-            if state.get(p, 0) == 0:
-                visit(p)
-            elif state[p] == 1:
-                # stack[i:] waits for one another in turn and the last waits for p: reversed,
-                # it is the order in which they would have to run.
-                loop = list(reversed(stack[stack.index(p) :]))
-                if frozenset(loop) not in seen:
-                    seen.add(frozenset(loop))
-                    first = min(range(len(loop)), key=lambda i: rank.get(loop[i], 0))
-                    loop = loop[first:] + loop[:first]
-                    found.append([*loop, loop[0]])
-        stack.pop()
-        state[node] = 2
-
-    for node in order:
-        if state.get(node, 0) == 0:
-            visit(node)
-    return found
+# ---------------------------------------------------------------------- helpers
 
 
 def _duplicates(keys: Sequence[_K]) -> dict[_K, list[int]]:
@@ -654,47 +608,6 @@ def _duplicates(keys: Sequence[_K]) -> dict[_K, list[int]]:
     for i, key in enumerate(keys):
         seen.setdefault(key, []).append(i)
     return {key: where for key, where in seen.items() if len(where) > 1}
-
-
-def _topological(order: Sequence[Key], preds: Mapping[Key, Sequence[Key]]) -> list[Key]:
-    """The path tasks with every task after its predecessors, ties in path order (no cycles)."""
-    done: list[Key] = []
-    placed: set[Key] = set()
-    remaining = list(dict.fromkeys(order))
-    while remaining:
-        for key in remaining:
-            if all(p in placed for p in preds.get(key, ())):
-                done.append(key)
-                placed.add(key)
-                remaining.remove(key)
-                break
-        else:  # pragma: no cover - callers check for cycles first
-            raise ValueError("the predecessors form a cycle")
-    return done
-
-
-def _reachable_tasks(wt: WorkflowTypeConfig, tasks: Mapping[Key, TaskDefinitionConfig]) -> set[Key]:
-    """Every task a case of `wt` can hold: path, optional tasks and follow-on additions."""
-    wanted = [s.task for s in wt.path] + list(wt.optional_tasks)
-    wanted += [k for k in [_added_task(wt.case_sla)] if k is not None]
-    found: set[Key] = set()
-    while wanted:
-        key = wanted.pop()
-        if key in found:
-            continue
-        found.add(key)
-        task = tasks.get(key)
-        added = _added_task(task.sla) if task is not None else None
-        if added is not None:
-            wanted.append(added)
-    return found
-
-
-def _added_task(sla: SlaConfig | None) -> Key | None:
-    """The task a follow-on of `sla` adds to the case, if any."""
-    if sla is None or sla.follow_on is None:
-        return None
-    return sla.follow_on.add_task
 
 
 # ---------------------------------------------------------------------- arithmetic helpers

@@ -2,7 +2,7 @@
 
 The files live in a folder (see `config/sample/`), one YAML file per kind.
 `domain.config_validation` checks the whole set (references, cycles, synchronised targets)
-and `domain.config_loader` reads the files. Every model forbids unknown fields, so a
+and `config_files` reads the files. Every model forbids unknown fields, so a
 misspelt key is an error that names the field, not a silently ignored setting.
 """
 

@@ -24,8 +24,8 @@ from temporalio.service import RPCError
 
 from domain.case_definition import DefinitionError
 from domain.case_display import local
-from domain.errors import RequestRefused
 from domain.config_errors import ConfigurationError
+from domain.errors import RequestRefused
 from models.case import CaseState, Owner
 from models.messages import (
     AddTask,
@@ -70,7 +70,7 @@ def _emit(args: argparse.Namespace, data: Any, table: Table | str | None = None)
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    from domain.config_loader import load_and_validate
+    from config_files import load_and_validate
 
     config = load_and_validate(Path(args.path), args.today or date.today())
     summary = {
@@ -85,7 +85,7 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_load(args: argparse.Namespace) -> int:
-    from domain.config_loader import load_and_validate
+    from config_files import load_and_validate
     from store.repository import save_configuration
 
     config = load_and_validate(Path(args.path), args.today or date.today())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from models.case import Owner
 from models.config import Configuration
 from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from models.config import Configuration
 from store.db import create_schema, make_engine
 

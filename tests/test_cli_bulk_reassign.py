@@ -16,7 +16,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from models.case import Owner
 from models.messages import RaiseCase
 from starter.client import CaseClient

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from config_files import load_and_validate, load_configuration
 from domain.config_errors import ConfigIssue, ConfigurationError
-from domain.config_loader import load_and_validate, load_configuration
 from models.config import CONFIG_FILES, Configuration
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from config_files import load_and_validate, load_configuration
 from domain.case_definition import DefinitionError, build_case_definition, resolve_calendar
 from domain.config_errors import ConfigIssue, ConfigurationError
-from domain.config_loader import load_and_validate, load_configuration
-from domain.config_validation import find_cycles, shorter, validate_configuration
+from domain.config_validation import shorter, validate_configuration
+from domain.task_paths import find_cycles
 from models.config import Configuration, TaskDefinitionConfig, WorkflowTypeConfig
 from models.period import Period
 

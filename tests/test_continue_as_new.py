@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from models.case import CaseState
 from models.messages import CaseInput, CloseCase, CompleteTask, RaiseCase
 from starter.client import CaseClient

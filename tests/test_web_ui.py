@@ -38,7 +38,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from models.messages import RaiseCase
 from starter.client import CaseClient
 from starter.devserver import DevServer, free_port, start_dev_server

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain.config_loader import load_and_validate
+from config_files import load_and_validate
 from starter.client import CaseClient
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
