@@ -4,6 +4,7 @@
 turns a non-empty list into a `ConfigurationError`. The rules, each with its `rule` id:
 
 - `unique-key`: keys are unique within a section; workflow types by (key, version).
+- `reserved-key`: no task definition is keyed `case`, the key that stands for the case itself.
 - `overlapping-versions`: the versions of one workflow type are in force on disjoint dates.
 - `effective-dates`, `absence-dates`: a range's start is not after its end.
 - `unknown-reference`: every key an item names exists (role members, escalation and
@@ -55,6 +56,7 @@ from domain.task_paths import (
     resolve_predecessors,
     topological_order,
 )
+from models.case import CASE_TARGET
 from models.config import (
     CalendarConfig,
     Configuration,
@@ -330,6 +332,14 @@ class _Validator:
 
     def task_definitions(self) -> None:
         for task in self.config.task_definitions:
+            if task.key == CASE_TARGET:
+                self.add(
+                    "task_definitions",
+                    task.key,
+                    "reserved-key",
+                    f"the key {CASE_TARGET!r} stands for the case itself (its owner, its "
+                    "target); name the task definition otherwise",
+                )
             if task.sla is not None:
                 self.sla("task_definitions", task.key, "sla", task.sla)
 
