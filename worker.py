@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
+from activities.notifiers import InboxNotifier, Notifier
 from starter.connection import TemporalSettings, connect
 from starter.logs import configure_logging
 from store.db import create_schema, database_url, make_engine
@@ -30,6 +31,14 @@ log = structlog.get_logger("worker")
 
 # Our pure modules are deterministic: import them once per process rather than once per run.
 PASSTHROUGH = ("domain", "models", "pydantic", "pydantic_core", "annotated_types")
+
+
+def notifiers(engine: Engine) -> list[Notifier]:
+    """The channels alerts go out on, one line each: the inbox (the record and the outbox
+    the others deliver from), then any further channel (see `activities.notifiers`)."""
+    return [
+        InboxNotifier(engine),
+    ]
 
 
 def build_worker(
@@ -43,7 +52,7 @@ def build_worker(
     extra_workflows: Sequence[type] = (),
 ) -> Worker:
     """A worker for the case workflow and its activities on `task_queue`."""
-    acts = CaseworkActivities(engine)
+    acts = CaseworkActivities(engine, notifiers=notifiers(engine))
     return Worker(
         client,
         task_queue=task_queue,

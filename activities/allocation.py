@@ -1,13 +1,23 @@
 """Allocation: who owns a case or a task, by an allocation rule.
 
 Rule kinds (docs/domain.md, "Allocation"): a named user; the case creator; a role (group
-ownership); or one member of a role chosen by least open work or round robin. Unavailable
-users (disabled, or absent on the day) are never chosen; when nobody is available the target
-is reported unallocated with the reason, and the workflow falls back.
+ownership); or one member of a role chosen by a strategy (least open work, round robin).
+Unavailable users (disabled, or absent on the day) are never chosen; when nobody is available
+the target is reported unallocated with the reason, and the workflow falls back.
 
-The choices (`choose_*`) are pure. `allocate` runs them inside one store transaction that
-also records each answer, so a retried activity returns the answer already given instead of
-choosing again (and never advances a round-robin counter twice).
+Two tables, both of pure functions:
+- `RULE_KINDS`: per rule kind, the answer from the staff directory alone, or for
+  "role_member" a `Pick` (choose one of these available members) for a strategy.
+- `STRATEGIES`: per strategy name, the facts it needs and its choice among a role's members.
+  Adding a strategy is one pure function, one row here and its name in the Literal of
+  `AllocationRuleConfig.strategy` (models/config.py).
+
+`allocate` does the store I/O around them, inside one transaction that also records each
+answer, so a retried activity returns the answer already given instead of choosing again
+(and never advances a round-robin position twice).
+
+"The day" is `AllocateInput.on`, as the caller gives it: this module never asks the clock
+for a date (availability must use one definition of today, the caller's).
 
 Two decisions worth knowing:
 - Within one request, targets allocated by the same rule get the same answer: a case raised
@@ -20,15 +30,18 @@ Two decisions worth knowing:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
 from models.activities import AllocateInput, AllocateResult
 from models.case import Owner
-from models.config import AllocationRuleConfig, Configuration, Key, UserConfig
+from models.config import AllocationRuleConfig, Configuration, Key, RoleConfig, UserConfig
 from store.repository import (
+    AllocationAnswer,
     lock_role,
     open_task_counts,
     save_allocation,
@@ -38,8 +51,6 @@ from store.repository import (
 
 # How long an allocated case may go unrecorded and still count as its owner's open work.
 PENDING_WINDOW = timedelta(hours=1)
-
-Answer = tuple[Owner | None, str | None]  # the owner, or None and the reason
 
 
 def unavailable_reason(key: Key, users: Mapping[Key, UserConfig], on: date) -> str | None:
@@ -54,23 +65,148 @@ def unavailable_reason(key: Key, users: Mapping[Key, UserConfig], on: date) -> s
     return None
 
 
-def choose_least_open_work(available: Sequence[Key], open_work: Mapping[Key, int]) -> Key:
-    """The member with the fewest open tasks; ties go to the first key in order."""
-    return min(available, key=lambda k: (open_work.get(k, 0), k))
+# ------------------------------------------------------------------ strategies
+
+# A fact a strategy may need; `allocate` gathers only the facts some strategy asks for.
+Fact = Literal["open_work", "position"]
 
 
-def choose_round_robin(
-    members: Sequence[Key], available: set[Key], next_index: int
-) -> tuple[Key, int] | None:
-    """Starting at position `next_index` (modulo the membership) of `members` (in key order),
-    the first available member and the position to start from next time; None when nobody
-    is available."""
+@dataclass(frozen=True)
+class RoleFacts:
+    """What a strategy knows when it chooses: each fact it declared, None otherwise."""
+
+    # Per available member, their open work (see the module docstring).
+    open_work: Mapping[Key, int] | None = None
+    # The role's round-robin position to try next (modulo the membership).
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A strategy's choice, and the role's new round-robin position when it moves it."""
+
+    user: Key
+    position: int | None = None
+
+
+# members (in key order), the available ones (never empty), the facts -> the choice.
+Choose = Callable[[Sequence[Key], Set[Key], RoleFacts], Choice]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    needs: frozenset[Fact]
+    choose: Choose
+
+
+def least_open_work(members: Sequence[Key], available: Set[Key], facts: RoleFacts) -> Choice:
+    """The available member with the fewest open tasks; ties go to the first key in order."""
+    assert facts.open_work is not None  # declared in STRATEGIES
+    open_work = facts.open_work
+    candidates = [m for m in members if m in available]
+    return Choice(min(candidates, key=lambda k: (open_work.get(k, 0), k)))
+
+
+def round_robin(members: Sequence[Key], available: Set[Key], facts: RoleFacts) -> Choice:
+    """Starting at `facts.position` (modulo the membership) of `members`, the first available
+    member, and the position after it (where the next turn starts)."""
+    assert facts.position is not None  # declared in STRATEGIES
     n = len(members)
     for step in range(n):
-        position = (next_index + step) % n
+        position = (facts.position + step) % n
         if members[position] in available:
-            return members[position], position + 1
-    return None
+            return Choice(members[position], position + 1)
+    raise ValueError("round_robin needs an available member")
+
+
+# Keyed by the names of `AllocationRuleConfig.strategy` (a test checks they agree).
+STRATEGIES: dict[str, Strategy] = {
+    "least_open_work": Strategy(frozenset({"open_work"}), least_open_work),
+    "round_robin": Strategy(frozenset({"position"}), round_robin),
+}
+
+
+# ------------------------------------------------------------------ rule kinds
+
+
+@dataclass(frozen=True)
+class Directory:
+    """What the rule kinds read: the staff directory, the day and who raised the case."""
+
+    users: Mapping[Key, UserConfig]
+    roles: Mapping[Key, RoleConfig]
+    on: date
+    raised_by: Key
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A role_member rule's question for its strategy: choose one of `available` (never
+    empty) among the role's `members` (in key order)."""
+
+    role: Key
+    strategy: str
+    members: tuple[Key, ...]
+    available: frozenset[Key]
+
+
+Outcome = AllocationAnswer | Pick
+KindRule = Callable[[AllocationRuleConfig, Directory], Outcome]
+
+
+def _user_answer(key: Key, d: Directory) -> AllocationAnswer:
+    reason = unavailable_reason(key, d.users, d.on)
+    return (
+        AllocationAnswer(None, reason)
+        if reason
+        else AllocationAnswer(Owner(kind="user", key=key), None)
+    )
+
+
+def named_user(rule: AllocationRuleConfig, d: Directory) -> Outcome:
+    """The named user, when available."""
+    assert rule.user is not None  # the model requires `user` for a named_user rule
+    return _user_answer(rule.user, d)
+
+
+def case_creator(rule: AllocationRuleConfig, d: Directory) -> Outcome:
+    """Whoever raised the case, when available."""
+    return _user_answer(d.raised_by, d)
+
+
+def role(rule: AllocationRuleConfig, d: Directory) -> Outcome:
+    """The role itself (group ownership), when configured."""
+    assert rule.role is not None  # the model requires `role` for this kind
+    if rule.role not in d.roles:
+        return AllocationAnswer(None, f"role {rule.role} is not configured")
+    return AllocationAnswer(Owner(kind="role", key=rule.role), None)
+
+
+def role_member(rule: AllocationRuleConfig, d: Directory) -> Outcome:
+    """One available member of the role, chosen by the rule's strategy."""
+    assert rule.role is not None and rule.strategy is not None  # required for this kind
+    found = d.roles.get(rule.role)
+    if found is None:
+        return AllocationAnswer(None, f"role {rule.role} is not configured")
+    members = tuple(sorted(set(found.members)))
+    available = frozenset(m for m in members if unavailable_reason(m, d.users, d.on) is None)
+    if not available:
+        return AllocationAnswer(
+            None, f"no member of role {found.key} is available on {d.on.isoformat()}"
+        )
+    return Pick(found.key, rule.strategy, members, available)
+
+
+# Keyed by the names of `AllocationRuleConfig.kind` (a test checks they agree).
+RULE_KINDS: dict[str, KindRule] = {
+    "named_user": named_user,
+    "case_creator": case_creator,
+    "role": role,
+    "role_member": role_member,
+}
+
+
+# ------------------------------------------------------------------ the transaction
 
 
 def allocate(
@@ -78,67 +214,67 @@ def allocate(
 ) -> AllocateResult:
     """Answer every allocation request of `request` inside the caller's transaction, reading
     users and roles from `directory` (the latest configuration) and recording each answer."""
-    # Lock the round-robin rows of every role involved, in key order (no deadlocks), before
-    # reading the answers already given: a concurrent retry then sees this one's answers.
+    # Lock the round-robin rows of every role a strategy chooses in, in key order (no
+    # deadlocks), before reading the answers already given: a concurrent retry then sees
+    # this one's answers, and choices among one role's members are serialised whatever the
+    # strategy (two "least open work" choices must not both see the same emptiest member).
     strategy_roles = sorted(
         {r.rule.role for r in request.requests if r.rule.kind == "role_member" and r.rule.role}
     )
-    next_index = {role: lock_role(session, role) for role in strategy_roles}
+    positions = {role_key: lock_role(session, role_key) for role_key in strategy_roles}
     turned: set[Key] = set()
     targets = [r.target for r in request.requests]
     stored = stored_allocations(session, request.case_reference, request.purpose, targets)
 
-    users = {u.key: u for u in directory.users}
-    roles = {r.key: r for r in directory.roles}
-    by_rule: dict[Key, Answer] = {}
+    known = Directory(
+        users={u.key: u for u in directory.users},
+        roles={r.key: r for r in directory.roles},
+        on=request.on,
+        raised_by=request.raised_by,
+    )
 
-    def decide(rule: AllocationRuleConfig) -> Answer:
-        if rule.kind in ("named_user", "case_creator"):
-            key = rule.user if rule.kind == "named_user" else request.raised_by
-            assert key is not None  # the model requires `user` for a named_user rule
-            reason = unavailable_reason(key, users, request.on)
-            return (None, reason) if reason else (Owner(kind="user", key=key), None)
-        assert rule.role is not None  # the model requires `role` for these kinds
-        role = roles.get(rule.role)
-        if role is None:
-            return None, f"role {rule.role} is not configured"
-        if rule.kind == "role":
-            return Owner(kind="role", key=role.key), None
-        members = sorted(set(role.members))
-        available = [m for m in members if unavailable_reason(m, users, request.on) is None]
-        if not available:
-            return None, f"no member of role {role.key} is available on {request.on.isoformat()}"
-        if rule.strategy == "least_open_work":
-            counts = open_task_counts(session, available, pending_since=now - PENDING_WINDOW)
-            return Owner(kind="user", key=choose_least_open_work(available, counts)), None
-        chosen = choose_round_robin(members, set(available), next_index[role.key])
-        assert chosen is not None  # someone is available
-        next_index[role.key] = chosen[1]
-        turned.add(role.key)
-        return Owner(kind="user", key=chosen[0]), None
+    def facts(pick: Pick, needs: frozenset[Fact]) -> RoleFacts:
+        open_work = (
+            open_task_counts(session, sorted(pick.available), pending_since=now - PENDING_WINDOW)
+            if "open_work" in needs
+            else None
+        )
+        position = positions[pick.role] if "position" in needs else None
+        return RoleFacts(open_work=open_work, position=position)
 
+    def decide(rule: AllocationRuleConfig) -> AllocationAnswer:
+        outcome = RULE_KINDS[rule.kind](rule, known)
+        if isinstance(outcome, AllocationAnswer):
+            return outcome
+        strategy = STRATEGIES[outcome.strategy]
+        choice = strategy.choose(outcome.members, outcome.available, facts(outcome, strategy.needs))
+        if choice.position is not None:
+            positions[outcome.role] = choice.position
+            turned.add(outcome.role)
+        return AllocationAnswer(Owner(kind="user", key=choice.user), None)
+
+    by_rule: dict[Key, AllocationAnswer] = {}
     owners: dict[str, Owner] = {}
     unallocated: dict[str, str] = {}
     for req in request.requests:
-        row = stored.get(req.target)
-        if row is not None:
-            owner = (
-                Owner(kind=row.owner_kind, key=row.owner_key)
-                if row.owner_kind and row.owner_key
-                else None
-            )
-            reason = row.reason
-        else:
+        answer = stored.get(req.target)
+        if answer is None:
             if req.rule.key not in by_rule:
                 by_rule[req.rule.key] = decide(req.rule)
-            owner, reason = by_rule[req.rule.key]
+            answer = by_rule[req.rule.key]
             save_allocation(
-                session, request.case_reference, req.target, request.purpose, owner, reason, now
+                session,
+                request.case_reference,
+                req.target,
+                request.purpose,
+                answer.owner,
+                answer.reason,
+                now,
             )
-        if owner is not None:
-            owners[req.target] = owner
+        if answer.owner is not None:
+            owners[req.target] = answer.owner
         else:
-            unallocated[req.target] = reason or "nobody available"
+            unallocated[req.target] = answer.reason or "nobody available"
     for role_key in sorted(turned):
-        set_round_robin(session, role_key, next_index[role_key])
+        set_round_robin(session, role_key, positions[role_key])
     return AllocateResult(owners=owners, unallocated=unallocated)

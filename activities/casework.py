@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +21,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities import allocation
 from activities.alert_recipients import alert_recipients
+from activities.notifiers import InboxNotifier, Notifier
 from domain.case_definition import DefinitionError, build_case_definition
 from models.activities import (
+    Alert,
     AlertInput,
     AlertResult,
     AllocateInput,
@@ -43,10 +45,23 @@ _CACHE_SIZE = 8
 
 class CaseworkActivities:
     """The activities, bound to one store. Register with `Worker(activities=acts.all(),
-    activity_executor=ThreadPoolExecutor(...))`."""
+    activity_executor=ThreadPoolExecutor(...))`.
 
-    def __init__(self, engine: Engine, version_ttl: float = 2.0) -> None:
+    `notifiers` are the channels alerts go out on (see `activities.notifiers`): exactly one
+    of them is an `InboxNotifier`, which send_alert always runs first; the others run after
+    it in the order given. By default, the inbox of `engine` alone."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        version_ttl: float = 2.0,
+        *,
+        notifiers: Sequence[Notifier] | None = None,
+    ) -> None:
         self._engine = engine
+        self._inbox, self._channels = _inbox_first(
+            notifiers if notifiers is not None else [InboxNotifier(engine)]
+        )
         self._configs: dict[int, Configuration] = {}
         self._lock = threading.Lock()
         # The version in force is read at most every `version_ttl` seconds: on SQLite every
@@ -128,14 +143,17 @@ class CaseworkActivities:
 
     @activity.defn(name="send_alert")
     def send_alert(self, input: AlertInput) -> AlertResult:
-        """One inbox row per recipient of `input.rule` (see `activities.alert_recipients`).
-        Insert-if-absent on (case, task, indicator, occurrence, recipient): a retry never
-        alerts anyone twice."""
+        """Alert the recipients of `input.rule` (see `activities.alert_recipients`): one inbox
+        row each, insert-if-absent on (case, task, indicator, occurrence, recipient), then
+        the same alert to every other notifier. A retry never alerts anyone twice."""
         _, directory = self.latest_configuration()
         recipients = alert_recipients(
             input.rule, directory, task_owner=input.task_owner, case_owner=input.case_owner
         )
-        created = repository.insert_alerts(self._engine, input, recipients)
+        alert = Alert.of(input, recipients)
+        # The inbox first: it is the record the other channels deliver from.
+        created = self._inbox.notify(alert)
+        notified = {n.name: n.notify(alert) for n in self._channels}
         log.info(
             "alert sent",
             case=input.case_reference,
@@ -145,6 +163,7 @@ class CaseworkActivities:
             rule=input.rule.key,
             recipients=len(recipients),
             created=created,
+            **({"notified": notified} if notified else {}),
         )
         return AlertResult(recipients=recipients, created=created)
 
@@ -159,3 +178,17 @@ class CaseworkActivities:
             status=input.status,
             tasks=len(input.tasks),
         )
+
+
+def _inbox_first(notifiers: Sequence[Notifier]) -> tuple[Notifier, list[Notifier]]:
+    """The inbox notifier and the others (in order). Refuses a list without exactly one inbox
+    (the other channels deliver from it) or with two notifiers of one name (the name keys a
+    channel's delivery state)."""
+    names = [n.name for n in notifiers]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"notifier names must be unique: {', '.join(duplicates)}")
+    inboxes = [n for n in notifiers if isinstance(n, InboxNotifier)]
+    if len(inboxes) != 1:
+        raise ValueError(f"exactly one InboxNotifier is needed, not {len(inboxes)}")
+    return inboxes[0], [n for n in notifiers if n is not inboxes[0]]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
+from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.case import CaseStatus, Owner, SlaStatus, TaskStatus
 from models.config import AllocationRuleConfig, EscalationRuleConfig, Indicator, Key
@@ -62,6 +64,66 @@ class AlertInput(_Shape):
 class AlertResult(_Shape):
     recipients: list[Key]
     created: int  # inbox rows newly written (0 on a retry that found them all)
+
+
+class AlertKey(NamedTuple):
+    """One alert to one recipient: the inbox's unique key, and so the idempotency key of the
+    alert's delivery on every channel (a retried send_alert finds it and sends nothing)."""
+
+    case_reference: str
+    task: Key | None  # None: the case-level SLA
+    indicator: Indicator
+    occurrence: int
+    recipient: Key
+
+
+class Alert(BaseModel):
+    """An alert as the notifiers receive it: what happened, to which case or task, and who is
+    to hear of it. Built once per send_alert (`Alert.of`) and handed to every notifier, so
+    each channel sees the same recipients. Not an activity input: never in a history."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_reference: str
+    case_topic: Key
+    task: Key | None  # None: the case-level SLA
+    task_name: str
+    indicator: Indicator
+    occurrence: int
+    indicator_at: datetime
+    task_due_at: datetime | None
+    task_owner: Owner | None
+    rule: Key  # the escalation rule that chose the recipients
+    recipients: tuple[Key, ...]  # deduplicated, in key order
+
+    @field_validator("recipients")
+    @classmethod
+    def _unique_and_sorted(cls, recipients: tuple[Key, ...]) -> tuple[Key, ...]:
+        return tuple(sorted(set(recipients)))
+
+    @classmethod
+    def of(cls, input: AlertInput, recipients: Iterable[Key]) -> Alert:
+        """The alert `input` describes, for `recipients` (the resolution of its rule)."""
+        return cls(
+            case_reference=input.case_reference,
+            case_topic=input.case_topic,
+            task=input.task,
+            task_name=input.task_name,
+            indicator=input.indicator,
+            occurrence=input.occurrence,
+            indicator_at=input.indicator_at,
+            task_due_at=input.task_due_at,
+            task_owner=input.task_owner,
+            rule=input.rule.key,
+            recipients=tuple(recipients),
+        )
+
+    def keys(self) -> list[AlertKey]:
+        """The idempotency key of this alert for each recipient, in recipient order."""
+        return [
+            AlertKey(self.case_reference, self.task, self.indicator, self.occurrence, r)
+            for r in self.recipients
+        ]
 
 
 class TaskRecord(_Shape):

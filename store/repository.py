@@ -13,15 +13,15 @@ import hashlib
 import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, and_, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models.activities import AlertInput, CaseFacts, CaseRecord, TaskRecord
-from models.case import CaseStatus, Owner, TaskStatus
+from models.activities import Alert, AlertKey, CaseRecord, TaskRecord
+from models.case import Owner, TaskStatus
 from models.config import Configuration, Indicator, Key
 from store.schema import (
     Allocation,
@@ -61,7 +61,9 @@ def _insert(session: Session, model: type[Base]) -> sqlite.Insert | postgresql.I
     raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {dialect}")
 
 
-# ------------------------------------------------------------------ configuration
+# ------------------------------------------------------------------ row mappers
+# One function per table and direction: facts -> the row's column values, and row -> facts.
+# Every reader and writer below goes through these, so a column is named in one place each way.
 
 
 def configuration_hash(config: Configuration) -> tuple[str, str]:
@@ -70,13 +72,193 @@ def configuration_hash(config: Configuration) -> tuple[str, str]:
     return document, hashlib.sha256(document.encode()).hexdigest()
 
 
+def _config_values(config: Configuration, source: str, loaded_at: datetime) -> dict[str, Any]:
+    document, digest = configuration_hash(config)
+    return {"content_hash": digest, "loaded_at": loaded_at, "source": source, "document": document}
+
+
+def _config_from_row(document: str) -> Configuration:
+    # Only the document is read back: the other columns are for finding the version.
+    return Configuration.model_validate_json(document)
+
+
+def _owner_columns(owner: Owner | None) -> tuple[str | None, str | None]:
+    return (owner.kind, owner.key) if owner is not None else (None, None)
+
+
+def _owner_from_columns(kind: str | None, key: str | None) -> Owner | None:
+    # Both columns are NULL for "no owner" (tasks waiting, allocations that found nobody).
+    return Owner(kind=kind, key=key) if kind is not None and key is not None else None
+
+
+def _case_values(record: CaseRecord) -> dict[str, Any]:
+    return {
+        "reference": record.reference,
+        "topic": record.topic,
+        "workflow_type": record.workflow_type,
+        "workflow_version": record.workflow_version,
+        "config_version": record.config_version,
+        "status": record.status,
+        "owner_kind": record.owner.kind,
+        "owner_key": record.owner.key,
+        "created_by": record.created_by,
+        "created_at": record.created_at,
+        "finished_at": record.finished_at,
+        "close_reason": record.close_reason,
+        "sla_status": record.sla_status,
+        "case_due_at": record.case_due_at,
+        "revision": record.revision,
+    }
+
+
+def _case_from_row(case: StoredCase, tasks: Iterable[StoredTask]) -> CaseRecord:
+    return CaseRecord(
+        reference=case.reference,
+        topic=case.topic,
+        workflow_type=case.workflow_type,
+        workflow_version=case.workflow_version,
+        config_version=case.config_version,
+        status=case.status,
+        owner=Owner(kind=case.owner_kind, key=case.owner_key),
+        created_by=case.created_by,
+        created_at=case.created_at,
+        finished_at=case.finished_at,
+        close_reason=case.close_reason,
+        sla_status=case.sla_status,
+        case_due_at=case.case_due_at,
+        revision=case.revision,
+        tasks=[_task_from_row(t) for t in tasks],
+    )
+
+
+def _task_values(reference: str, task: TaskRecord) -> dict[str, Any]:
+    owner_kind, owner_key = _owner_columns(task.owner)
+    return {
+        "case_reference": reference,
+        "task_key": task.key,
+        "name": task.name,
+        "status": task.status,
+        "mandatory": task.mandatory,
+        "owner_kind": owner_kind,
+        "owner_key": owner_key,
+        "started_at": task.started_at,
+        "due_at": task.due_at,
+        "completed_at": task.completed_at,
+        "sla_status": task.sla_status,
+    }
+
+
+def _task_from_row(t: StoredTask) -> TaskRecord:
+    return TaskRecord(
+        key=t.task_key,
+        name=t.name,
+        status=t.status,
+        mandatory=t.mandatory,
+        owner=_owner_from_columns(t.owner_kind, t.owner_key),
+        started_at=t.started_at,
+        due_at=t.due_at,
+        completed_at=t.completed_at,
+        sla_status=t.sla_status,
+    )
+
+
+class AllocationAnswer(NamedTuple):
+    """The answer recorded for one allocation target: the owner, or None and the reason."""
+
+    owner: Owner | None
+    reason: str | None
+
+
+def _allocation_values(
+    case_reference: str, target: str, purpose: str, answer: AllocationAnswer, created_at: datetime
+) -> dict[str, Any]:
+    owner_kind, owner_key = _owner_columns(answer.owner)
+    return {
+        "case_reference": case_reference,
+        "target": target,
+        "purpose": purpose,
+        "owner_kind": owner_kind,
+        "owner_key": owner_key,
+        "reason": answer.reason,
+        "created_at": created_at,
+    }
+
+
+def _allocation_from_row(row: Allocation) -> AllocationAnswer:
+    return AllocationAnswer(_owner_from_columns(row.owner_kind, row.owner_key), row.reason)
+
+
+class AlertRow(BaseModel):
+    """One alert in a user's inbox."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    recipient: Key
+    case_reference: str
+    case_topic: Key
+    task_key: Key | None  # None: the case-level SLA
+    task_name: str
+    indicator: Indicator
+    occurrence: int
+    indicator_at: datetime
+    task_due_at: datetime | None
+    task_owner: str | None  # "user:<key>" or "role:<key>"
+    created_at: datetime
+    read_at: datetime | None
+
+    @property
+    def key(self) -> AlertKey:
+        """The row's unique key: the idempotency key of this alert's delivery on a channel."""
+        return AlertKey(
+            self.case_reference, self.task_key, self.indicator, self.occurrence, self.recipient
+        )
+
+
+def _inbox_values(alert: Alert, recipient: Key, created_at: datetime) -> dict[str, Any]:
+    return {
+        "recipient": recipient,
+        "case_reference": alert.case_reference,
+        "case_topic": alert.case_topic,
+        "task_key": alert.task if alert.task is not None else CASE_TASK_KEY,
+        "task_name": alert.task_name,
+        "indicator": alert.indicator,
+        "occurrence": alert.occurrence,
+        "indicator_at": alert.indicator_at,
+        "task_due_at": alert.task_due_at,
+        "task_owner": str(alert.task_owner) if alert.task_owner is not None else None,
+        "created_at": created_at,
+        "read_at": None,
+    }
+
+
+def _alert_from_row(a: InboxAlert) -> AlertRow:
+    return AlertRow(
+        id=a.id,
+        recipient=a.recipient,
+        case_reference=a.case_reference,
+        case_topic=a.case_topic,
+        task_key=a.task_key or None,
+        task_name=a.task_name,
+        indicator=a.indicator,
+        occurrence=a.occurrence,
+        indicator_at=a.indicator_at,
+        task_due_at=a.task_due_at,
+        task_owner=a.task_owner,
+        created_at=a.created_at,
+        read_at=a.read_at,
+    )
+
+
+# ------------------------------------------------------------------ configuration
+
+
 def save_configuration(
     engine: Engine, config: Configuration, source: str, *, now: datetime | None = None
 ) -> int:
     """Store `config` (already validated) and return its version. Idempotent: content already
     stored returns its existing version, which becomes the latest again (loading an earlier
     configuration again puts it back in force). `source` is the folder name, for operators."""
-    document, digest = configuration_hash(config)
     with Session(engine) as session, session.begin():
         # "Latest" is the most recent load: keep loaded_at increasing even when the clock
         # is coarse or two loads share an instant.
@@ -84,9 +266,7 @@ def save_configuration(
         loaded_at = now or _now()
         if previous is not None and loaded_at <= previous:
             loaded_at = previous + timedelta(microseconds=1)
-        stmt = _insert(session, ConfigVersion).values(
-            content_hash=digest, loaded_at=loaded_at, source=source, document=document
-        )
+        stmt = _insert(session, ConfigVersion).values(_config_values(config, source, loaded_at))
         upsert = stmt.on_conflict_do_update(
             index_elements=["content_hash"], set_={"loaded_at": stmt.excluded.loaded_at}
         ).returning(ConfigVersion.id)
@@ -116,7 +296,7 @@ def latest_configuration(engine: Engine) -> tuple[int, Configuration]:
         ).first()
     if row is None:
         raise NoConfigurationError(NO_CONFIGURATION)
-    return row.id, Configuration.model_validate_json(row.document)
+    return row.id, _config_from_row(row.document)
 
 
 def configuration(engine: Engine, version: int) -> Configuration:
@@ -127,37 +307,17 @@ def configuration(engine: Engine, version: int) -> Configuration:
         ).first()
     if document is None:
         raise NoConfigurationError(f"configuration version {version} is not stored")
-    return Configuration.model_validate_json(document)
+    return _config_from_row(document)
 
 
 # ------------------------------------------------------------------ cases
-
-
-def _owner_columns(owner: Owner | None) -> tuple[str | None, str | None]:
-    return (owner.kind, owner.key) if owner is not None else (None, None)
 
 
 def record_case(engine: Engine, record: CaseRecord) -> bool:
     """Upsert the reporting copy of a case and replace its tasks. A record whose revision is
     not newer than the stored one changes nothing (a late retry of an older record, or a retry
     of this one). Returns whether the record was written."""
-    case_values: dict[str, Any] = {
-        "reference": record.reference,
-        "topic": record.topic,
-        "workflow_type": record.workflow_type,
-        "workflow_version": record.workflow_version,
-        "config_version": record.config_version,
-        "status": record.status,
-        "owner_kind": record.owner.kind,
-        "owner_key": record.owner.key,
-        "created_by": record.created_by,
-        "created_at": record.created_at,
-        "finished_at": record.finished_at,
-        "close_reason": record.close_reason,
-        "sla_status": record.sla_status,
-        "case_due_at": record.case_due_at,
-        "revision": record.revision,
-    }
+    case_values = _case_values(record)
     with Session(engine) as session, session.begin():
         stmt = _insert(session, StoredCase).values(**case_values)
         upsert = stmt.on_conflict_do_update(
@@ -177,25 +337,10 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
     return True
 
 
-def _task_values(reference: str, task: TaskRecord) -> dict[str, Any]:
-    owner_kind, owner_key = _owner_columns(task.owner)
-    return {
-        "case_reference": reference,
-        "task_key": task.key,
-        "name": task.name,
-        "status": task.status,
-        "mandatory": task.mandatory,
-        "owner_kind": owner_kind,
-        "owner_key": owner_key,
-        "started_at": task.started_at,
-        "due_at": task.due_at,
-        "completed_at": task.completed_at,
-        "sla_status": task.sla_status,
-    }
-
-
 def load_case(engine: Engine, reference: str) -> CaseRecord | None:
-    """The stored reporting copy of case `reference`, or None."""
+    """The stored reporting copy of case `reference` (tasks in key order), or None. The
+    store's reader of case records: the H-CLIC statutory return (still to come) reads the
+    application, decision and end timestamps it needs through it."""
     with Session(engine) as session:
         case = session.get(StoredCase, reference)
         if case is None:
@@ -205,97 +350,7 @@ def load_case(engine: Engine, reference: str) -> CaseRecord | None:
             .where(StoredTask.case_reference == reference)
             .order_by(StoredTask.task_key)
         ).all()
-        return CaseRecord(
-            reference=case.reference,
-            topic=case.topic,
-            workflow_type=case.workflow_type,
-            workflow_version=case.workflow_version,
-            config_version=case.config_version,
-            status=case.status,
-            owner=Owner(kind=case.owner_kind, key=case.owner_key),
-            created_by=case.created_by,
-            created_at=case.created_at,
-            finished_at=case.finished_at,
-            close_reason=case.close_reason,
-            sla_status=case.sla_status,
-            case_due_at=case.case_due_at,
-            revision=case.revision,
-            tasks=[
-                TaskRecord(
-                    key=t.task_key,
-                    name=t.name,
-                    status=t.status,
-                    mandatory=t.mandatory,
-                    owner=(
-                        Owner(kind=t.owner_kind, key=t.owner_key)
-                        if t.owner_kind is not None and t.owner_key is not None
-                        else None
-                    ),
-                    started_at=t.started_at,
-                    due_at=t.due_at,
-                    completed_at=t.completed_at,
-                    sla_status=t.sla_status,
-                )
-                for t in tasks
-            ],
-        )
-
-
-class CaseSummary(CaseFacts):
-    """One row of `list_cases`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    open_tasks: int
-
-
-def list_cases(
-    engine: Engine,
-    *,
-    status: CaseStatus | None = None,
-    owner: Owner | None = None,
-    topic: Key | None = None,
-    limit: int = 100,
-) -> list[CaseSummary]:
-    """Recorded cases, newest first, optionally filtered by status, case owner and topic, each
-    with its number of open (open, waiting or lagging) tasks."""
-    open_tasks = (
-        select(func.count())
-        .where(
-            StoredTask.case_reference == StoredCase.reference,
-            StoredTask.status.in_(OPEN_WORK_STATUSES),
-        )
-        .correlate(StoredCase)
-        .scalar_subquery()
-    )
-    query = select(StoredCase, open_tasks.label("open_tasks"))
-    if status is not None:
-        query = query.where(StoredCase.status == status)
-    if owner is not None:
-        query = query.where(StoredCase.owner_kind == owner.kind, StoredCase.owner_key == owner.key)
-    if topic is not None:
-        query = query.where(StoredCase.topic == topic)
-    query = query.order_by(StoredCase.created_at.desc(), StoredCase.reference).limit(limit)
-    with Session(engine) as session:
-        return [
-            CaseSummary(
-                reference=c.reference,
-                topic=c.topic,
-                workflow_type=c.workflow_type,
-                workflow_version=c.workflow_version,
-                config_version=c.config_version,
-                status=c.status,
-                owner=Owner(kind=c.owner_kind, key=c.owner_key),
-                created_by=c.created_by,
-                created_at=c.created_at,
-                finished_at=c.finished_at,
-                close_reason=c.close_reason,
-                sla_status=c.sla_status,
-                case_due_at=c.case_due_at,
-                open_tasks=n,
-            )
-            for c, n in session.execute(query)
-        ]
+        return _case_from_row(case, tasks)
 
 
 # ------------------------------------------------------------------ workload
@@ -359,7 +414,7 @@ def open_task_counts(
 
 def stored_allocations(
     session: Session, case_reference: str, purpose: str, targets: Collection[str]
-) -> dict[str, Allocation]:
+) -> dict[str, AllocationAnswer]:
     """The answers already given for these targets of (case, purpose), by target."""
     rows = session.scalars(
         select(Allocation).where(
@@ -368,7 +423,7 @@ def stored_allocations(
             Allocation.target.in_(targets),
         )
     ).all()
-    return {row.target: row for row in rows}
+    return {row.target: _allocation_from_row(row) for row in rows}
 
 
 def save_allocation(
@@ -381,16 +436,10 @@ def save_allocation(
     now: datetime,
 ) -> None:
     """Record the answer for (case, target, purpose), unless one is already recorded."""
-    owner_kind, owner_key = _owner_columns(owner)
-    stmt = _insert(session, Allocation).values(
-        case_reference=case_reference,
-        target=target,
-        purpose=purpose,
-        owner_kind=owner_kind,
-        owner_key=owner_key,
-        reason=reason,
-        created_at=now,
+    values = _allocation_values(
+        case_reference, target, purpose, AllocationAnswer(owner, reason), now
     )
+    stmt = _insert(session, Allocation).values(values)
     session.execute(
         stmt.on_conflict_do_nothing(index_elements=["case_reference", "target", "purpose"])
     )
@@ -412,57 +461,19 @@ def lock_role(session: Session, role: Key) -> int:
 
 
 def set_round_robin(session: Session, role: Key, next_index: int) -> None:
+    """Set the role's next round-robin position (its row is locked by `lock_role`)."""
     session.execute(update(RoundRobin).where(RoundRobin.role == role).values(next_index=next_index))
 
 
 # ------------------------------------------------------------------ inbox
 
 
-class AlertRow(BaseModel):
-    """One alert in a user's inbox."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    recipient: Key
-    case_reference: str
-    case_topic: Key
-    task_key: Key | None  # None: the case-level SLA
-    task_name: str
-    indicator: Indicator
-    occurrence: int
-    indicator_at: datetime
-    task_due_at: datetime | None
-    task_owner: str | None  # "user:<key>" or "role:<key>"
-    created_at: datetime
-    read_at: datetime | None
-
-
-def insert_alerts(
-    engine: Engine, alert: AlertInput, recipients: Iterable[Key], *, now: datetime | None = None
-) -> int:
-    """Write one inbox row per recipient unless it is already there (the unique key is case,
-    task, indicator, occurrence and recipient). Returns the number of rows newly written: 0
-    when a retry finds them all."""
+def insert_alerts(engine: Engine, alert: Alert, *, now: datetime | None = None) -> int:
+    """Write one inbox row per recipient of `alert` unless it is already there (the unique
+    key is case, task, indicator, occurrence and recipient: `AlertKey`). Returns the number
+    of rows newly written: 0 when a retry finds them all."""
     created_at = now or _now()
-    owner = str(alert.task_owner) if alert.task_owner is not None else None
-    rows = [
-        {
-            "recipient": recipient,
-            "case_reference": alert.case_reference,
-            "case_topic": alert.case_topic,
-            "task_key": alert.task if alert.task is not None else CASE_TASK_KEY,
-            "task_name": alert.task_name,
-            "indicator": alert.indicator,
-            "occurrence": alert.occurrence,
-            "indicator_at": alert.indicator_at,
-            "task_due_at": alert.task_due_at,
-            "task_owner": owner,
-            "created_at": created_at,
-            "read_at": None,
-        }
-        for recipient in sorted(set(recipients))
-    ]
+    rows = [_inbox_values(alert, recipient, created_at) for recipient in alert.recipients]
     if not rows:
         return 0
     with Session(engine) as session, session.begin():
@@ -490,25 +501,7 @@ def inbox(engine: Engine, user: Key, unread_only: bool = False, limit: int = 100
         query = query.where(InboxAlert.read_at.is_(None))
     query = query.order_by(InboxAlert.indicator_at.desc(), InboxAlert.id.desc()).limit(limit)
     with Session(engine) as session:
-        return [_alert_row(a) for a in session.scalars(query)]
-
-
-def _alert_row(a: InboxAlert) -> AlertRow:
-    return AlertRow(
-        id=a.id,
-        recipient=a.recipient,
-        case_reference=a.case_reference,
-        case_topic=a.case_topic,
-        task_key=a.task_key or None,
-        task_name=a.task_name,
-        indicator=a.indicator,
-        occurrence=a.occurrence,
-        indicator_at=a.indicator_at,
-        task_due_at=a.task_due_at,
-        task_owner=a.task_owner,
-        created_at=a.created_at,
-        read_at=a.read_at,
-    )
+        return [_alert_from_row(a) for a in session.scalars(query)]
 
 
 def mark_read(

@@ -11,19 +11,19 @@ import pytest
 from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session
 
-from models.activities import AlertInput, CaseRecord, TaskRecord
+from models.activities import Alert, AlertInput, CaseRecord, TaskRecord
 from models.case import Owner, TaskStatus
 from models.config import Configuration, EscalationRuleConfig, UserConfig
 from store import db
 from store.db import create_schema, database_url, make_engine, normalise_url
 from store.repository import (
     NoConfigurationError,
+    cases_with_work_owned_by,
     configuration,
     inbox,
     insert_alerts,
     latest_configuration,
     latest_configuration_version,
-    list_cases,
     load_case,
     mark_read,
     open_task_counts,
@@ -102,6 +102,10 @@ def _alert(
         case_owner=_user("adviser1"),
         rule=EscalationRuleConfig(key="task-owner", name="Task owner", task_owner=True),
     )
+
+
+def _send(engine: Engine, alert: AlertInput, recipients: list[str]) -> int:  # noqa: F811
+    return insert_alerts(engine, Alert.of(alert, recipients))
 
 
 # ------------------------------------------------------------------ connection
@@ -225,20 +229,31 @@ def test_record_case_upserts_and_ignores_stale_revisions(engine: Engine) -> None
     assert load_case(engine, "HO-1") == third
 
 
-def test_list_cases(engine: Engine) -> None:  # noqa: F811
-    record_case(engine, _case("HO-1", tasks=[_task("a"), _task("b", "completed")]))
+def test_recorded_cases_through_the_readers(engine: Engine) -> None:  # noqa: F811
+    # What the store keeps of each case, read back by the product's readers: the reporting
+    # copy (load_case), workload counts and the work an owner holds.
+    a1 = _user("adviser1")
+    record_case(engine, _case("HO-1", tasks=[_task("a", owner=a1), _task("b", "completed", a1)]))
     record_case(
         engine,
         _case("HO-2", owner=_user("adviser2"), created_at=T0 + timedelta(hours=1)),
     )
     record_case(engine, _case("HO-3", status="closed", created_at=T0 + timedelta(hours=2)))
-    assert [c.reference for c in list_cases(engine)] == ["HO-3", "HO-2", "HO-1"]
-    assert [c.reference for c in list_cases(engine, status="open")] == ["HO-2", "HO-1"]
-    assert [c.reference for c in list_cases(engine, owner=_user("adviser2"))] == ["HO-2"]
-    assert [c.reference for c in list_cases(engine, limit=1)] == ["HO-3"]
-    (one,) = list_cases(engine, owner=_user("adviser1"), status="open")
-    assert one.open_tasks == 1
-    assert one.created_at.tzinfo is UTC
+    stored = {ref: load_case(engine, ref) for ref in ("HO-1", "HO-2", "HO-3")}
+    assert all(c is not None for c in stored.values())
+    cases = {ref: c for ref, c in stored.items() if c is not None}
+    assert sorted(cases, key=lambda ref: cases[ref].created_at, reverse=True) == [
+        "HO-3",
+        "HO-2",
+        "HO-1",
+    ]
+    assert [ref for ref, c in cases.items() if c.status == "open"] == ["HO-1", "HO-2"]
+    assert [ref for ref, c in cases.items() if c.owner == _user("adviser2")] == ["HO-2"]
+    assert all(c.created_at.tzinfo is UTC for c in cases.values())
+    # HO-1 holds one open task of adviser1's (the other is completed).
+    assert [t.key for t in cases["HO-1"].tasks if t.status == "open"] == ["a"]
+    assert open_task_counts(engine, ["adviser1"]) == {"adviser1": 1}
+    assert cases_with_work_owned_by(engine, a1) == ["HO-1"]
 
 
 # ------------------------------------------------------------------ workload
@@ -292,23 +307,23 @@ def test_open_task_counts_include_recent_unrecorded_allocations(
 
 def test_insert_alerts_is_insert_if_absent(engine: Engine) -> None:  # noqa: F811
     alert = _alert()
-    assert insert_alerts(engine, alert, ["adviser1", "tl1", "tl1"]) == 2
-    assert insert_alerts(engine, alert, ["tl1", "adviser1"]) == 0
-    assert insert_alerts(engine, alert, ["adviser1", "tl1", "tl2"]) == 1
-    assert insert_alerts(engine, alert, []) == 0
+    assert _send(engine, alert, ["adviser1", "tl1", "tl1"]) == 2
+    assert _send(engine, alert, ["tl1", "adviser1"]) == 0
+    assert _send(engine, alert, ["adviser1", "tl1", "tl2"]) == 1
+    assert _send(engine, alert, []) == 0
     # Another occurrence, indicator, task or case is another alert.
-    assert insert_alerts(engine, _alert(occurrence=2), ["adviser1"]) == 1
-    assert insert_alerts(engine, _alert(indicator="amber"), ["adviser1"]) == 1
-    assert insert_alerts(engine, _alert(task=None), ["adviser1"]) == 1
-    assert insert_alerts(engine, _alert(task=None), ["adviser1"]) == 0
-    assert insert_alerts(engine, _alert(case="HO-2"), ["adviser1"]) == 1
+    assert _send(engine, _alert(occurrence=2), ["adviser1"]) == 1
+    assert _send(engine, _alert(indicator="amber"), ["adviser1"]) == 1
+    assert _send(engine, _alert(task=None), ["adviser1"]) == 1
+    assert _send(engine, _alert(task=None), ["adviser1"]) == 0
+    assert _send(engine, _alert(case="HO-2"), ["adviser1"]) == 1
     assert len(inbox(engine, "adviser1")) == 5
     assert [a.task_key for a in inbox(engine, "adviser1") if a.task_key is None] == [None]
 
 
 def test_inbox_and_mark_read(engine: Engine) -> None:  # noqa: F811
     for n in range(3):
-        insert_alerts(engine, _alert(occurrence=n + 1, at=T0 + timedelta(days=n)), ["tl1", "tl2"])
+        _send(engine, _alert(occurrence=n + 1, at=T0 + timedelta(days=n)), ["tl1", "tl2"])
     rows = inbox(engine, "tl1")
     assert [r.occurrence for r in rows] == [3, 2, 1]  # newest first
     row = rows[0]
