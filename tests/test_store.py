@@ -31,7 +31,6 @@ from store.repository import (
     save_allocation,
     save_configuration,
 )
-from tests.store_fixtures import engine, sample_config  # noqa: F401
 
 LONDON = ZoneInfo("Europe/London")
 T0 = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
@@ -131,7 +130,7 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
     sqlite.dispose()
 
 
-def test_create_schema_is_idempotent(engine: Engine) -> None:  # noqa: F811
+def test_create_schema_is_idempotent(engine: Engine) -> None:
     create_schema(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"config_versions", "inbox", "cases", "case_tasks", "allocations", "round_robin"} <= (
@@ -142,7 +141,7 @@ def test_create_schema_is_idempotent(engine: Engine) -> None:  # noqa: F811
 # ------------------------------------------------------------------ configuration
 
 
-def test_no_configuration_says_how_to_load_one(engine: Engine) -> None:  # noqa: F811
+def test_no_configuration_says_how_to_load_one(engine: Engine) -> None:
     assert latest_configuration_version(engine) is None
     with pytest.raises(NoConfigurationError, match="python -m starter config load config/sample"):
         latest_configuration(engine)
@@ -151,8 +150,8 @@ def test_no_configuration_says_how_to_load_one(engine: Engine) -> None:  # noqa:
 
 
 def test_save_configuration_is_idempotent(
-    engine: Engine,  # noqa: F811
-    sample_config: Configuration,  # noqa: F811
+    engine: Engine,
+    sample_config: Configuration,
 ) -> None:
     v1 = save_configuration(engine, sample_config, "sample")
     assert save_configuration(engine, sample_config, "sample") == v1
@@ -172,8 +171,8 @@ def test_save_configuration_is_idempotent(
 
 
 def test_latest_is_the_last_loaded_even_at_one_instant(
-    engine: Engine,  # noqa: F811
-    sample_config: Configuration,  # noqa: F811
+    engine: Engine,
+    sample_config: Configuration,
 ) -> None:
     other = sample_config.model_copy(update={"users": []})
     v1 = save_configuration(engine, sample_config, "sample", now=T0)
@@ -186,7 +185,7 @@ def test_latest_is_the_last_loaded_even_at_one_instant(
 # ------------------------------------------------------------------ cases
 
 
-def test_record_case_round_trips_aware_utc(engine: Engine) -> None:  # noqa: F811
+def test_record_case_round_trips_aware_utc(engine: Engine) -> None:
     local = datetime(2026, 7, 1, 10, 0, tzinfo=LONDON)  # 09:00 UTC (summer time)
     record = _case("HO-1", created_at=local, tasks=[_task("emergency-interview", owner=None)])
     assert record_case(engine, record)
@@ -199,12 +198,12 @@ def test_record_case_round_trips_aware_utc(engine: Engine) -> None:  # noqa: F81
     assert stored == record.model_copy(update={"created_at": local.astimezone(UTC)})
 
 
-def test_record_case_refuses_naive_datetimes(engine: Engine) -> None:  # noqa: F811
+def test_record_case_refuses_naive_datetimes(engine: Engine) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         record_case(engine, _case("HO-1", created_at=datetime(2026, 7, 1, 10, 0)))
 
 
-def test_record_case_upserts_and_ignores_stale_revisions(engine: Engine) -> None:  # noqa: F811
+def test_record_case_upserts_and_ignores_stale_revisions(engine: Engine) -> None:
     first = _case("HO-1", revision=1, tasks=[_task("a"), _task("b", "waiting")])
     second = _case(
         "HO-1",
@@ -225,7 +224,7 @@ def test_record_case_upserts_and_ignores_stale_revisions(engine: Engine) -> None
     assert load_case(engine, "HO-1") == third
 
 
-def test_list_cases(engine: Engine) -> None:  # noqa: F811
+def test_list_cases(engine: Engine) -> None:
     record_case(engine, _case("HO-1", tasks=[_task("a"), _task("b", "completed")]))
     record_case(
         engine,
@@ -244,7 +243,7 @@ def test_list_cases(engine: Engine) -> None:  # noqa: F811
 # ------------------------------------------------------------------ workload
 
 
-def test_open_task_counts(engine: Engine) -> None:  # noqa: F811
+def test_open_task_counts(engine: Engine) -> None:
     a1, a2 = _user("adviser1"), _user("adviser2")
     record_case(
         engine,
@@ -269,7 +268,7 @@ def test_open_task_counts(engine: Engine) -> None:  # noqa: F811
 
 
 def test_open_task_counts_include_recent_unrecorded_allocations(
-    engine: Engine,  # noqa: F811
+    engine: Engine,
 ) -> None:
     with Session(engine) as session, session.begin():
         for target in ("case", "t1", "t2"):
@@ -290,7 +289,7 @@ def test_open_task_counts_include_recent_unrecorded_allocations(
 # ------------------------------------------------------------------ inbox
 
 
-def test_insert_alerts_is_insert_if_absent(engine: Engine) -> None:  # noqa: F811
+def test_insert_alerts_is_insert_if_absent(engine: Engine) -> None:
     alert = _alert()
     assert insert_alerts(engine, alert, ["adviser1", "tl1", "tl1"]) == 2
     assert insert_alerts(engine, alert, ["tl1", "adviser1"]) == 0
@@ -306,7 +305,7 @@ def test_insert_alerts_is_insert_if_absent(engine: Engine) -> None:  # noqa: F81
     assert [a.task_key for a in inbox(engine, "adviser1") if a.task_key is None] == [None]
 
 
-def test_inbox_and_mark_read(engine: Engine) -> None:  # noqa: F811
+def test_inbox_and_mark_read(engine: Engine) -> None:
     for n in range(3):
         insert_alerts(engine, _alert(occurrence=n + 1, at=T0 + timedelta(days=n)), ["tl1", "tl2"])
     rows = inbox(engine, "tl1")
