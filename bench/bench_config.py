@@ -4,10 +4,10 @@
 check walks every path for every start date of the coming year (three start instants a day),
 so it must stay well under two seconds.
 
-Run: `.venv/bin/python bench/bench_config.py [folder] [runs]`. Prints the first run in this
-process (bank holidays not yet resolved), then the median of `runs` runs of each stage, with
-the bank holiday cache cleared before each run (a fresh CLI process) and kept (a long-lived
-service). A script, not a test: timings depend on the machine.
+Run from the repository root: `.venv/bin/python -m bench.bench_config [folder] [runs]`.
+Prints the first run in this process (bank holidays not yet resolved), then the median of
+`runs` runs of each stage, with the bank holiday cache cleared before each run (a fresh CLI
+process) and kept (a long-lived service). A script, not a test: timings depend on the machine.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from config_files import load_and_validate, load_configuration
+from domain import case_definition
+from domain.config_validation import validate_configuration
 
-from config_files import load_and_validate, load_configuration  # noqa: E402
-from domain import case_definition  # noqa: E402
-from domain.config_validation import validate_configuration  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 TODAY = date(2026, 11, 25)
 

@@ -1,8 +1,9 @@
 """How long one `plan()` call takes: the workflow plans on every wake-up (timer or message),
 inside the workflow task, so it must stay far below a millisecond for ordinary cases.
 
-Run: `.venv/bin/python bench/bench_planner.py` (or `main()` from another script). Prints the
-median and 99th percentile per call for 10-, 50- and 200-task cases, in two situations:
+Run from the repository root: `.venv/bin/python -m bench.bench_planner` (or `main()` from
+another script). Prints the median and 99th percentile per call for 10-, 50- and 200-task
+cases, in two situations:
 
 - steady state: every task open or waiting with indicators pending, nothing due now (the
   common case: a message arrived, or a timer for another case's instant);
@@ -14,35 +15,101 @@ A script, not a test: timings depend on the machine and do not belong in asserti
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from zoneinfo import ZoneInfo
 
 from domain import planner
-from models.case import CaseState
+from domain.case_definition import resolve_calendar
+from models.case import CaseState, Owner
+from models.config import (
+    AllocationConfig,
+    AllocationRuleConfig,
+    CalendarConfig,
+    EscalationRuleConfig,
+    FollowOnConfig,
+    PathStepConfig,
+    RoleConfig,
+    SlaConfig,
+    TaskDefinitionConfig,
+    TopicConfig,
+    UserConfig,
+    WorkflowTypeConfig,
+)
 from models.definition import CaseDefinition
 from models.messages import CompleteTask
-from tests.factories import (
-    ALICE,
-    OFFICERS,
-    catch_up,
-    definition,
-    follow_on,
-    london,
-    p,
-    sla,
-    step,
-    task,
-)
+from models.period import Period
 
-RAISED = london(2026, 3, 2, 10)  # Mon 2 Mar 2026 10:00 GMT
+RAISED = datetime(2026, 3, 2, 10, tzinfo=ZoneInfo("Europe/London")).astimezone(UTC)  # a Monday
 SIZES = (10, 50, 200)
 CALLS = 3000
+ALICE = Owner(kind="user", key="alice")
+OFFICERS = Owner(kind="role", key="officers")
+
+
+def _days(n: int) -> Period:
+    return Period(unit="days", amount=n)
+
+
+def _definition(tasks: list[TaskDefinitionConfig], path: list[PathStepConfig]) -> CaseDefinition:
+    """A pinned definition of its own (the benchmark does not import test code): tasks on a
+    Monday-to-Friday 09:00-17:00 London calendar without England and Wales bank holidays, a
+    56-day case target on a 24x7 calendar, officers who own the tasks and team leaders who are
+    alerted by the follow-ons."""
+    calendars = [
+        CalendarConfig(key="h24", name="24x7", kind="24x7", nation=None),
+        CalendarConfig(key="working", name="Working days", kind="working_days"),
+    ]
+    case_sla = SlaConfig(
+        calendar="h24",
+        target=_days(56),
+        amber=_days(7),
+        amber_escalation="owner",
+        target_exceeded_escalation="owner_and_case_owner",
+    )
+    wt = WorkflowTypeConfig(
+        key="wt",
+        name="Benchmark workflow",
+        version=1,
+        path=path,
+        case_sla=case_sla,
+        allocation=AllocationConfig(case_owner="creator", default_task="creator"),
+    )
+    rules = [
+        EscalationRuleConfig(key="owner", name="Task owner", task_owner=True),
+        EscalationRuleConfig(
+            key="owner_and_case_owner", name="Owners", task_owner=True, case_owner=True
+        ),
+        EscalationRuleConfig(key="leaders", name="Team leaders", roles=["leaders"]),
+    ]
+    roles = [
+        RoleConfig(key="officers", name="Officers", members=["alice", "bob"]),
+        RoleConfig(key="leaders", name="Leaders", members=["carol"]),
+    ]
+    return CaseDefinition(
+        config_version=1,
+        topic=TopicConfig(key="topic", name="Benchmark topic", workflow_type="wt"),
+        workflow_type=wt,
+        task_definitions={t.key: t for t in tasks},
+        calendars={c.key: resolve_calendar(c, 2026, 2027) for c in calendars},
+        escalation_rules={r.key: r for r in rules},
+        allocation_rules={
+            "creator": AllocationRuleConfig(key="creator", name="Creator", kind="case_creator")
+        },
+        users={
+            k: UserConfig(key=k, display_name=k.capitalize()) for k in ("alice", "bob", "carol")
+        },
+        roles={r.key: r for r in roles},
+    )
+
+
+def _catch_up(defn: CaseDefinition, state: CaseState, now: datetime) -> None:
+    """What the workflow loop does at `now`: plan, then apply every due action in order."""
+    for action in planner.plan(defn, state, now).actions:
+        if not planner.apply_action(defn, state, action):
+            raise RuntimeError(f"action not applied: {action}")
 
 
 def build_case(n: int) -> tuple[CaseDefinition, CaseState]:
@@ -51,19 +118,29 @@ def build_case(n: int) -> tuple[CaseDefinition, CaseState]:
     2-day amber and two follow-ons. Started, a fifth of the open tasks completed."""
     keys = [f"task_{i:03d}" for i in range(n)]
     first = max(1, n // 4)
-    escalate = follow_on(p(1, "days"), repeat=2)
+    escalate = FollowOnConfig(period=_days(1), repeat_limit=2, escalation_rule="leaders")
     tasks = [
-        task(
-            k,
-            sla(p(5 + i % 15, "days"), amber=p(2, "days"), follow=escalate),
+        TaskDefinitionConfig(
+            key=k,
+            name=k.replace("_", " ").capitalize(),
+            sla=SlaConfig(
+                calendar="working",
+                target=_days(5 + i % 15),
+                amber=_days(2),
+                amber_escalation="owner",
+                target_exceeded_escalation="owner_and_case_owner",
+                follow_on=escalate,
+            ),
         )
         for i, k in enumerate(keys)
     ]
     path = [
-        step(k, [] if i < first else [keys[i - first]], mandatory=i % 3 != 0)
+        PathStepConfig(
+            task=k, predecessors=[] if i < first else [keys[i - first]], mandatory=i % 3 != 0
+        )
         for i, k in enumerate(keys)
     ]
-    defn = definition(tasks, path)
+    defn = _definition(tasks, path)
     state = planner.new_case_state(
         defn,
         reference="BENCH-1",
@@ -72,7 +149,7 @@ def build_case(n: int) -> tuple[CaseDefinition, CaseState]:
         case_owner=ALICE,
         task_owners={k: OFFICERS for k in keys},
     )
-    catch_up(defn, state, RAISED)
+    _catch_up(defn, state, RAISED)
     for i in range(0, first, 5):
         planner.complete_task(
             defn,
@@ -80,7 +157,7 @@ def build_case(n: int) -> tuple[CaseDefinition, CaseState]:
             CompleteTask(request_id=f"r{i}", actor="alice", task=keys[i]),
             RAISED + timedelta(hours=1),
         )
-    catch_up(defn, state, RAISED + timedelta(hours=1))
+    _catch_up(defn, state, RAISED + timedelta(hours=1))
     return defn, state
 
 

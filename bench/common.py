@@ -7,7 +7,9 @@ comparable and a benchmark never inherits another's cases. The worker runs as a 
 process (`python worker.py`, the real entry point) rather than inside the benchmark: the
 benchmark's own Python (the load generator, the measuring) would otherwise share one GIL with
 the worker and distort what is measured; it also lets the scale benchmark read the worker's
-memory and kill it with SIGKILL.
+memory and kill it with SIGKILL. The process itself is starter.worker_process.WorkerProcess,
+the one the end-to-end tests use too; what only the benchmarks need (the CPU meter, the
+count of deadlocked and slow workflow tasks in its log) is here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from models.config import Configuration
 from starter.client import CaseClient
 from starter.connection import TemporalSettings, connect
 from starter.devserver import DevServer, start_dev_server, temporal_cli
+from starter.worker_process import WorkerProcess, cpu_seconds, worker_env
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
 
@@ -187,15 +189,6 @@ def dev_server(workdir: Path, *, persist: bool) -> DevServer:
     return start_dev_server(workdir=workdir, persist=persist)
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time process `pid` has used so far (None: not readable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class CpuMeter:
     """CPU used by the worker, the dev server and this process over a stretch of time, as a
     share of one core each: shows which of them was the bottleneck."""
@@ -256,138 +249,43 @@ def render_config(template: str, dest: Path, values: dict[str, Any]) -> Path:
     return dest
 
 
-class WorkerProcess:
-    """A worker in a process of its own; its log goes to a file in the workdir."""
+def worker_process(
+    *,
+    address: str,
+    task_queue: str,
+    database_url: str,
+    log_file: Path,
+    argv: list[str] | None = None,
+) -> WorkerProcess:
+    """A worker process for a benchmark, not yet started: the product's `python worker.py`
+    unless `argv` says otherwise, in a session of its own, its log in `log_file`."""
+    env = worker_env(address, task_queue, database_url)
+    # Cache bytecode (outside the repository). The workflow sandbox re-imports the workflow
+    # module for every run; without a .pyc each run compiles it from source again, a cost no
+    # deployed worker pays (an image or pip install compiles ahead).
+    env["PYTHONPYCACHEPREFIX"] = str(log_file.parent / "pycache")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return WorkerProcess(env, log_file, argv=argv, own_session=True)
 
-    def __init__(
-        self,
-        argv: list[str],
-        *,
-        address: str,
-        task_queue: str,
-        database_url: str,
-        log_file: Path,
-        ready_text: str = "worker started",
-    ) -> None:
-        self.argv = argv
-        self.log_file = log_file
-        self.ready_text = ready_text
-        self.env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": address,
-            "TEMPORAL_TASK_QUEUE": task_queue,
-            "DATABASE_URL": database_url,
-            "LOG_FORMAT": "json",
-            "PYTHONUNBUFFERED": "1",
-            # Cache bytecode (outside the repository). The workflow sandbox re-imports the
-            # workflow module for every run; without a .pyc each run compiles it from source
-            # again, a cost no deployed worker pays (an image or pip install compiles ahead).
-            "PYTHONPYCACHEPREFIX": str(log_file.parent / "pycache"),
-        }
-        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_offset = 0
 
-    @classmethod
-    def case_worker(
-        cls, *, address: str, task_queue: str, database_url: str, log_file: Path
-    ) -> WorkerProcess:
-        """The product's worker: `python worker.py`."""
-        return cls(
-            [sys.executable, str(REPO / "worker.py")],
-            address=address,
-            task_queue=task_queue,
-            database_url=database_url,
-            log_file=log_file,
-        )
-
-    def start(self, timeout: float = 60.0) -> float:
-        """Start and wait until it logs that it is polling; returns the seconds that took."""
-        t0 = time.monotonic()
-        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        self.log_offset = offset  # log_counts reads this process's part of a shared log
-        out = self.log_file.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        out.close()
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"worker exited with {self.proc.returncode}; see {self.log_file}"
-                )
-            with self.log_file.open("rb") as f:
-                f.seek(offset)
-                if self.ready_text.encode() in f.read():
-                    return time.monotonic() - t0
-            time.sleep(0.05)
-        raise TimeoutError(f"worker not ready within {timeout}s; see {self.log_file}")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def rss_mb(self) -> float | None:
-        """Resident memory (VmRSS) of the worker process, in MiB."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time the worker has used so far."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None
-        return cpu_seconds(self.proc.pid)
-
-    def log_counts(self) -> dict[str, int]:
-        """Trouble the SDK reported in the worker's log: workflow tasks failed by the deadlock
-        detector (TMPRL1101: an activation took over 2 s of wall time) and workflow tasks
-        that took over 5 s (TMPRL1104)."""
-        try:
-            with self.log_file.open("rb") as f:
-                f.seek(self.log_offset)
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return {}
-        lines = text.splitlines()
-        return {
-            # Core logs "Failing workflow task" once per failure, with the Python error.
-            "deadlock": sum(1 for x in lines if "Failing workflow task" in x and "TMPRL1101" in x),
-            "slow_task": sum(1 for x in lines if "[TMPRL1104]" in x),
-        }
-
-    def kill9(self) -> None:
-        """SIGKILL: no clean shutdown, as a crash or an OOM kill."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill9()
+def log_counts(worker: WorkerProcess) -> dict[str, int]:
+    """Trouble the SDK reported in the worker's log: workflow tasks failed by the deadlock
+    detector (TMPRL1101: an activation took over 2 s of wall time) and workflow tasks that
+    took over 5 s (TMPRL1104). Empty when the log cannot be read."""
+    try:
+        lines = worker.log_text().splitlines()
+    except OSError:
+        return {}
+    return {
+        # Core logs "Failing workflow task" once per failure, with the Python error.
+        "deadlock": sum(1 for x in lines if "Failing workflow task" in x and "TMPRL1101" in x),
+        "slow_task": sum(1 for x in lines if "[TMPRL1104]" in x),
+    }
 
 
 def worker_trouble(result: BenchResult, worker: WorkerProcess, label: str = "worker") -> None:
     """Add the deadlock-detector failures and slow workflow tasks in `worker`'s log."""
-    counts = worker.log_counts()
+    counts = log_counts(worker)
     if not counts:
         return
     result.add(

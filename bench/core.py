@@ -3,7 +3,8 @@ call, which runs inside every workflow task) and bench/bench_config.py (loading 
 the sample configuration, which `config load` and `config validate` do on every call).
 
 Their functions are called here so the figures land in the table and the JSON; the scripts
-themselves still run on their own and print more detail.
+themselves still run on their own and print more detail (`python -m bench.bench_planner`,
+`python -m bench.bench_config`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,6 @@ from pathlib import Path
 from bench.common import (
     BenchResult,
     CpuMeter,
-    WorkerProcess,
     bounded,
     case_client,
     dev_server,
@@ -43,6 +42,7 @@ from bench.common import (
     render_config,
     store,
     today,
+    worker_process,
     worker_trouble,
 )
 from config_files import load_and_validate
@@ -208,7 +208,7 @@ async def _run(workdir: Path, cases: int, quick: bool, persist: bool) -> BenchRe
     server = dev_server(workdir / "server", persist=persist)
     engine, url = store(workdir, config, "bench-herd")
     inbox = Inbox(workdir / "casework.db")
-    worker = WorkerProcess.case_worker(
+    worker = worker_process(
         address=server.address,
         task_queue="bench-herd",
         database_url=url,

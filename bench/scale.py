@@ -26,7 +26,6 @@ from pathlib import Path
 from bench.common import (
     REPO,
     BenchResult,
-    WorkerProcess,
     case_client,
     dev_server,
     file_size,
@@ -35,12 +34,14 @@ from bench.common import (
     render_config,
     store,
     today,
+    worker_process,
     worker_trouble,
 )
 from bench.herd import _window_zone
 from config_files import load_and_validate
 from models.messages import RaiseCase
 from starter.client import CaseClient
+from starter.worker_process import WorkerProcess
 from store.repository import save_configuration
 
 TOPIC = "private-tenancy-ending"
@@ -154,7 +155,7 @@ async def _run(workdir: Path, cases: int, budget: float, quick: bool) -> BenchRe
     engine, url = store(workdir, sample_config, "sample")
     db = workdir / "casework.db"
     log_file = workdir / "worker.log"
-    worker = WorkerProcess.case_worker(
+    worker = worker_process(
         address=server.address, task_queue="bench-scale", database_url=url, log_file=log_file
     )
     restarted: WorkerProcess | None = None
@@ -243,11 +244,11 @@ async def _run(workdir: Path, cases: int, budget: float, quick: bool) -> BenchRe
             await asyncio.sleep(0.1)
         worker_trouble(result, worker, "first worker")
         rss_before = worker.rss_mb()
-        worker.kill9()
+        worker.kill()
         t_kill = time.monotonic()
         killed_at = datetime.now(UTC)
         log("scale: worker killed with SIGKILL; starting a new one")
-        restarted = WorkerProcess.case_worker(
+        restarted = worker_process(
             address=server.address, task_queue="bench-scale", database_url=url, log_file=log_file
         )
         startup = restarted.start()

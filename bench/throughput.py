@@ -40,13 +40,13 @@ from bench.common import (
     REPO,
     BenchResult,
     CpuMeter,
-    WorkerProcess,
     case_client,
     dev_server,
     log,
     percentile,
     store,
     today,
+    worker_process,
     worker_trouble,
 )
 from bench.trivial_workflow import WORKFLOW_NAME
@@ -281,12 +281,12 @@ async def _run(
     try:
         # (a) the trivial workflow, its own worker process.
         trivial_queue = "bench-trivial"
-        trivial_worker = WorkerProcess(
-            [sys.executable, "-c", "from bench.trivial_workflow import main; main()"],
+        trivial_worker = worker_process(
             address=server.address,
             task_queue=trivial_queue,
             database_url=url,
             log_file=workdir / "trivial-worker.log",
+            argv=[sys.executable, "-c", "from bench.trivial_workflow import main; main()"],
         )
         trivial_worker.start()
         cases = await case_client(server.address, "bench-cases")
@@ -305,7 +305,7 @@ async def _run(
         await sample_history(a)
 
         # (b) reference cases, the product's worker process.
-        case_worker = WorkerProcess.case_worker(
+        case_worker = worker_process(
             address=server.address,
             task_queue="bench-cases",
             database_url=url,

@@ -1,4 +1,5 @@
-"""Shared test setup. Fixtures for the Temporal servers live in tests/temporal_fixtures.py."""
+"""Shared test setup. The fixtures live in tests/helpers/ and are registered here as plugins,
+so test modules name them without importing them, and never import one another."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Helper modules hold assertions too (a worker must stop cleanly, ...): rewrite them, so a
+# failure shows the values as it would in a test module. Must come before they are imported.
+pytest.register_assert_rewrite("tests.helpers")
+
 REPO = Path(__file__).resolve().parent.parent
 
 # The Temporal servers (dev server, time-skipping server) are session fixtures shared by
-# every test module.
-pytest_plugins = ["tests.temporal_fixtures"]
+# every test module; the store fixtures give an `engine` on each backend and the sample
+# configuration.
+pytest_plugins = ["tests.helpers.temporal", "tests.helpers.store"]
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")

@@ -33,7 +33,6 @@ from models.case import Owner
 from models.config import AllocationRuleConfig, Configuration, EscalationRuleConfig
 from store.repository import inbox, load_case, save_configuration
 from store.schema import InboxAlert
-from tests.store_fixtures import engine, sample_config  # noqa: F401
 
 # adviser2 is on leave that day; adviser5 is disabled.
 LEAVE_DAY = date(2026, 12, 22)
@@ -42,7 +41,7 @@ T0 = datetime(2026, 12, 22, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def acts(engine: Engine, sample_config: Configuration) -> CaseworkActivities:  # noqa: F811
+def acts(engine: Engine, sample_config: Configuration) -> CaseworkActivities:
     save_configuration(engine, sample_config, "sample")
     return CaseworkActivities(engine, version_ttl=0.0)
 
@@ -130,7 +129,7 @@ def record(acts: CaseworkActivities, case: str, owners: dict[str, int]) -> None:
 # ------------------------------------------------------------------ pin_definition
 
 
-def test_pin_definition_known_topic(acts: CaseworkActivities, engine: Engine) -> None:  # noqa: F811
+def test_pin_definition_known_topic(acts: CaseworkActivities, engine: Engine) -> None:
     defn = run(acts.pin_definition, PinDefinitionInput(topic="homeless-tonight", on=LEAVE_DAY))
     assert defn.topic.key == "homeless-tonight"
     assert defn.workflow_type.key == "relief-duty"
@@ -153,7 +152,7 @@ def test_pin_definition_refuses_unknown_or_retired_topic(
     assert topic in str(caught.value)
 
 
-def test_pin_definition_without_configuration(engine: Engine) -> None:  # noqa: F811
+def test_pin_definition_without_configuration(engine: Engine) -> None:
     acts = CaseworkActivities(engine)
     with pytest.raises(ApplicationError, match="config load") as caught:
         run(acts.pin_definition, PinDefinitionInput(topic="homeless-tonight", on=LEAVE_DAY))
@@ -163,8 +162,8 @@ def test_pin_definition_without_configuration(engine: Engine) -> None:  # noqa: 
 
 def test_pin_definition_uses_the_latest_configuration(
     acts: CaseworkActivities,
-    engine: Engine,  # noqa: F811
-    sample_config: Configuration,  # noqa: F811
+    engine: Engine,
+    sample_config: Configuration,
 ) -> None:
     first = run(acts.pin_definition, PinDefinitionInput(topic="homeless-tonight", on=LEAVE_DAY))
     fewer_topics = sample_config.model_copy(
@@ -324,14 +323,14 @@ def esc(**fields: Any) -> EscalationRuleConfig:
     return EscalationRuleConfig(key="rule", name="Rule", **fields)
 
 
-def inbox_count(engine: Engine) -> int:  # noqa: F811
+def inbox_count(engine: Engine) -> int:
     with Session(engine) as session:
         return session.scalar(select(func.count()).select_from(InboxAlert)) or 0
 
 
 def test_send_alert_resolves_and_deduplicates_recipients(
     acts: CaseworkActivities,
-    engine: Engine,  # noqa: F811
+    engine: Engine,
 ) -> None:
     rule_ = esc(
         roles=["team-leaders", "service-manager"],
@@ -380,7 +379,7 @@ def test_send_alert_owner_flags(acts: CaseworkActivities) -> None:
     assert (nobody.recipients, nobody.created) == ([], 0)
 
 
-def test_send_alert_for_the_case_target(acts: CaseworkActivities, engine: Engine) -> None:  # noqa: F811
+def test_send_alert_for_the_case_target(acts: CaseworkActivities, engine: Engine) -> None:
     result = run(acts.send_alert, alert(esc(case_owner=True), task=None))
     assert result.recipients == ["adviser1"]
     (row,) = inbox(engine, "adviser1")
@@ -389,7 +388,7 @@ def test_send_alert_for_the_case_target(acts: CaseworkActivities, engine: Engine
 
 def test_a_retried_alert_writes_nothing_new(
     acts: CaseworkActivities,
-    engine: Engine,  # noqa: F811
+    engine: Engine,
 ) -> None:
     request = alert(esc(roles=["team-leaders"], task_owner=True), task_owner=user("adviser1"))
     first = run(acts.send_alert, request)
@@ -408,7 +407,7 @@ def test_a_retried_alert_writes_nothing_new(
 # ------------------------------------------------------------------ record_case
 
 
-def test_record_case_activity(acts: CaseworkActivities, engine: Engine) -> None:  # noqa: F811
+def test_record_case_activity(acts: CaseworkActivities, engine: Engine) -> None:
     record(acts, "HO-1", {"adviser1": 2})
     stored = load_case(engine, "HO-1")
     assert stored is not None and len(stored.tasks) == 2

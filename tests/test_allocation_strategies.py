@@ -29,7 +29,6 @@ from models.activities import AllocateInput, AllocationRequest
 from models.case import Owner
 from models.config import Absence, AllocationRuleConfig, Configuration, RoleConfig, UserConfig
 from store.repository import AllocationAnswer
-from tests.store_fixtures import engine, sample_config  # noqa: F401
 
 DAY = date(2026, 12, 22)
 MEMBERS = ("a", "b", "c", "d")
@@ -155,8 +154,8 @@ def test_role_and_role_member() -> None:
 
 
 def test_allocate_gathers_only_the_facts_a_strategy_declares(
-    engine: Engine,  # noqa: F811
-    sample_config: Configuration,  # noqa: F811
+    engine: Engine,
+    sample_config: Configuration,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: list[tuple[Sequence[str], Set[str], RoleFacts]] = []

@@ -13,7 +13,7 @@ from domain.errors import RequestRefused
 from models.case import CaseState, Owner
 from models.definition import CaseDefinition
 from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
-from tests.factories import (
+from tests.helpers.factories import (
     ALICE,
     BOB,
     H24,

@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from models.messages import CompleteTask, RaiseCase
 from starter.client import CaseClient, RequestRefusedError
 from starter.raise_check import store_raise_check
-from tests.workflow_harness import case_engine
+from tests.helpers.workflow_harness import case_engine
 
 
 async def test_a_repeated_raise_returns_the_case_and_a_different_one_is_refused(

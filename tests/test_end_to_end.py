@@ -18,273 +18,40 @@ the machine may be loaded); nothing asserts how long anything took.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Engine, text
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from models.activities import Alert, AlertInput
 from models.case import CaseState, CaseTask, Owner
+from models.config import EscalationRuleConfig
 from models.messages import AddTask, CompleteTask, RaiseCase, ReassignTask, TaskView
 from starter.client import CaseClient, CaseListing, RequestRefusedError
 from starter.connection import TemporalSettings, connect
 from starter.devserver import DevServer
 from store import repository
-from store.db import make_engine
-from tests.store_fixtures import POSTGRES_URL, _postgres_unreachable
+from tests.helpers.stack import (
+    AVAILABLE_ADVISERS,
+    BACKENDS,
+    CliRun,
+    Stack,
+    started_stack,
+    starter_cli_async,
+)
+from tests.helpers.store import postgres_unreachable
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE_CONFIG = "config/sample"
 E2E_CONFIG = "tests/e2e_config/quick_alert.yaml"
-BACKENDS = ("sqlite", "postgresql")
-# Advisers who are never absent in config/sample (adviser2 is on leave over Christmas 2026,
-# adviser5 is disabled): safe to reassign to whatever day the tests run.
-AVAILABLE_ADVISERS = ("adviser1", "adviser3", "adviser4")
 
 T = TypeVar("T")
-
-
-# ------------------------------------------------------------------------------ the store
-
-
-@dataclass
-class Store:
-    backend: str
-    url: str  # what the worker and the command line get as DATABASE_URL
-    engine: Engine  # the test's own connection, to read what they wrote
-
-
-@contextmanager
-def make_store(backend: str, workdir: Path) -> Iterator[Store]:
-    """An empty store: a SQLite file in `workdir`, or a fresh PostgreSQL schema (dropped
-    afterwards) reached through the URL's `options=-csearch_path=...`, so that processes
-    given only DATABASE_URL use it. Skips, saying why, when PostgreSQL is unreachable."""
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / 'casework.db'}"
-        engine = make_engine(url)
-        try:
-            yield Store(backend, url, engine)
-        finally:
-            engine.dispose()
-        return
-    reason = _postgres_unreachable()
-    if reason is not None:
-        pytest.skip(reason)
-    schema = f"e2e_{uuid.uuid4().hex[:16]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    try:
-        yield Store(backend, url, engine)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-def service_env(server: DevServer, queue: str, database_url: str) -> dict[str, str]:
-    """The environment of the worker and the command line: this server, queue and store."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
-    env.update(
-        TEMPORAL_ADDRESS=server.address,
-        TEMPORAL_NAMESPACE="default",
-        TEMPORAL_TASK_QUEUE=queue,
-        DATABASE_URL=database_url,
-        LOG_FORMAT="json",
-        LOG_LEVEL="INFO",
-    )
-    return env
-
-
-# ------------------------------------------------------------------------- the command line
-
-
-# What CPython prints when it aborts at interpreter shutdown in a process that used the
-# Temporal SDK (sdk-python issue 300; see scripts/run_pytest.sh): the command's work is done.
-SDK_SHUTDOWN_ABORT = "Python runtime state: finalizing"
-
-
-@dataclass
-class CliRun:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    attempts: int = 1  # more than 1 when an earlier run aborted at shutdown after its work
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    @property
-    def message(self) -> str:
-        """stderr with whitespace collapsed (rich wraps long messages at 80 columns)."""
-        return " ".join(self.stderr.split())
-
-    @property
-    def aborted_at_shutdown(self) -> bool:
-        return self.returncode == -signal.SIGABRT and SDK_SHUTDOWN_ABORT in self.stderr
-
-    def __str__(self) -> str:
-        return (
-            f"`python -m starter {' '.join(self.args)}` exited {self.returncode}\n"
-            f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-        )
-
-
-def starter_cli(
-    env: dict[str, str], *args: str, retry_abort: bool = True, timeout: float = 120.0
-) -> CliRun:
-    """Run `python -m starter ARGS`. When the process aborts at interpreter shutdown (the SDK
-    quirk above) its exit code is lost: with `retry_abort` (only for idempotent commands:
-    reads, refusals, messages with an explicit --request-id to an open case, config load) it
-    is run again, with a warning; otherwise the aborted run is returned, for the caller to
-    judge by its output."""
-    cmd = [sys.executable, "-m", "starter", *args]
-    for attempt in range(1, 6):
-        proc = subprocess.run(
-            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        run = CliRun(tuple(args), proc.returncode, proc.stdout, proc.stderr, attempt)
-        if run.aborted_at_shutdown:
-            then = "ran it again" if retry_abort else "judged by its output"
-            warnings.warn(
-                f"`python -m starter {' '.join(args)}` aborted at interpreter shutdown after "
-                f"its work (SIGABRT, sdk-python issue 300); {then}",
-                stacklevel=1,
-            )
-            if retry_abort:
-                continue
-        return run
-    raise AssertionError(f"`python -m starter {' '.join(args)}` aborted at shutdown 5 times")
-
-
-async def starter_cli_async(env: dict[str, str], *args: str, retry_abort: bool = True) -> CliRun:
-    """`starter_cli` on a thread, so concurrent variants do not wait for each other."""
-    return await asyncio.to_thread(starter_cli, env, *args, retry_abort=retry_abort)
-
-
-# ------------------------------------------------------------------------------- the worker
-
-
-class WorkerProcess:
-    """`python worker.py` in a process of its own; its JSON log goes to `log_file`."""
-
-    def __init__(self, env: dict[str, str], log_file: Path) -> None:
-        self.log_file = log_file
-        self._log = log_file.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "worker.py"],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def log_text(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def events(self) -> list[dict[str, Any]]:
-        """The log records (LOG_FORMAT=json: one JSON object a line)."""
-        records = []
-        for line in self.log_text().splitlines():
-            if line.strip():
-                records.append(json.loads(line))
-        return records
-
-    def wait_started(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the worker exited with {self.process.returncode} before it started:\n"
-                    f"{self.log_tail()}"
-                )
-            if '"worker started"' in self.log_text():
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"the worker did not start within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM, as a service manager stops it; the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                self._log.close()
-                raise AssertionError(
-                    f"the worker did not stop within {timeout}s of SIGTERM:\n{self.log_tail()}"
-                ) from None
-        self._log.close()
-        return self.process.returncode
-
-
-@contextmanager
-def running_worker(env: dict[str, str], log_file: Path) -> Iterator[WorkerProcess]:
-    """A started worker; on a clean exit from the block it must stop cleanly: exit code 0 on
-    SIGTERM, a JSON log that ends with "worker stopped"."""
-    worker = WorkerProcess(env, log_file)
-    try:
-        worker.wait_started()
-        yield worker
-    except BaseException:
-        worker.stop()
-        raise
-    code = worker.stop()
-    assert code == 0, f"the worker exited {code} on SIGTERM:\n{worker.log_tail()}"
-    events = [e["event"] for e in worker.events()]
-    assert events[-1] == "worker stopped", worker.log_tail()
-
-
-@dataclass
-class Stack:
-    """One backend's store, configuration, worker and task queue."""
-
-    store: Store
-    queue: str
-    env: dict[str, str]
-    worker: WorkerProcess
-    config_version: int
-
-
-@contextmanager
-def started_stack(
-    backend: str, server: DevServer, workdir: Path, config: str = SAMPLE_CONFIG
-) -> Iterator[Stack]:
-    """A store on `backend` with `config` loaded by the command line, and a worker process."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    with make_store(backend, workdir) as store:
-        queue = f"e2e-{backend}-{uuid.uuid4().hex[:8]}"
-        env = service_env(server, queue, store.url)
-        loaded = starter_cli(env, "--json", "config", "load", config)
-        assert loaded.returncode == 0, str(loaded)
-        version = loaded.json()["version"]
-        assert isinstance(version, int)
-        with running_worker(env, workdir / "worker.log") as worker:
-            yield Stack(store, queue, env, worker, version)
 
 
 # -------------------------------------------------------------------------------- polling
@@ -602,9 +369,33 @@ async def test_command_line(stack: Stack, dev_server: DevServer) -> None:
     missing = await cli("show", f"NOPE-{uuid.uuid4().hex[:8]}")
     assert missing.returncode == 1 and "not found" in missing.message, str(missing)
 
+    # The inbox, read from the store. Nothing on the sample configuration falls due during a
+    # test, so two alerts on this case are written as the alert activity writes them: one to
+    # adviser3, one to adviser1. adviser3's inbox holds theirs, and no one else's.
+    alert = AlertInput(
+        case_reference=ref,
+        case_topic="threatened-within-56-days",
+        task="call-back",
+        task_name="Call back",
+        indicator="amber",
+        occurrence=1,
+        indicator_at=datetime.now(UTC),
+        task_due_at=None,
+        task_owner=Owner(kind="user", key="adviser3"),
+        case_owner=Owner(kind="user", key="adviser3"),
+        rule=EscalationRuleConfig(key="e2e", name="E2E", users=["adviser1"], task_owner=True),
+    )
+    written = await asyncio.to_thread(
+        repository.insert_alerts, stack.store.engine, Alert.of(alert, ["adviser3", "adviser1"])
+    )
+    assert written == 2
     inbox = await cli("--json", "inbox", "adviser3", "--all")
     assert inbox.returncode == 0, str(inbox)
     assert isinstance(inbox.json(), list)
+    mine = [r for r in inbox.json() if r["case_reference"] == ref]
+    assert [(r["recipient"], r["task_key"], r["indicator"]) for r in mine] == [
+        ("adviser3", "call-back", "amber")
+    ], inbox.stdout
     assert all(row["recipient"] == "adviser3" for row in inbox.json())
 
 
@@ -702,7 +493,7 @@ async def test_amber_alert_reaches_the_inboxes(dev_server: DevServer, tmp_path: 
     """An SLA alert for real: SQLite and PostgreSQL at once (two stores, two workers, two
     task queues), so the minute's wait is paid once."""
     backends = ["sqlite"]
-    postgres_missing = _postgres_unreachable()
+    postgres_missing = postgres_unreachable()
     if postgres_missing is None:
         backends.append("postgresql")
     client = await temporal_client(dev_server)

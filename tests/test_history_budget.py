@@ -17,7 +17,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 
 from models.messages import CompleteTask, RaiseCase
-from tests.workflow_harness import case_engine, wait_open
+from tests.helpers.workflow_harness import case_engine, wait_open
 
 BUDGET_PER_TASK = 12
 

@@ -20,7 +20,6 @@ from models.activities import Alert, AlertInput, AlertKey, AlertResult
 from models.case import Owner
 from models.config import Configuration, EscalationRuleConfig
 from store.repository import AlertRow, inbox, save_configuration
-from tests.store_fixtures import engine, sample_config  # noqa: F401
 
 T0 = datetime(2026, 12, 22, 10, 0, tzinfo=UTC)
 
@@ -63,7 +62,7 @@ def run(fn: Any, arg: Any) -> Any:
 
 
 @pytest.fixture
-def stored(engine: Engine, sample_config: Configuration) -> Engine:  # noqa: F811
+def stored(engine: Engine, sample_config: Configuration) -> Engine:
     save_configuration(engine, sample_config, "sample")
     return engine
 
@@ -116,7 +115,7 @@ def test_a_failing_channel_is_retried_and_the_inbox_writes_nothing_twice(
     assert first.keys() == second.keys()
 
 
-def test_the_notifier_list_needs_one_inbox_and_unique_names(engine: Engine) -> None:  # noqa: F811
+def test_the_notifier_list_needs_one_inbox_and_unique_names(engine: Engine) -> None:
     with pytest.raises(ValueError, match="exactly one InboxNotifier"):
         CaseworkActivities(engine, notifiers=[Recording(engine)])
     with pytest.raises(ValueError, match="exactly one InboxNotifier"):
@@ -130,7 +129,7 @@ def test_the_notifier_list_needs_one_inbox_and_unique_names(engine: Engine) -> N
         )
 
 
-def test_the_worker_registers_the_inbox_first(engine: Engine) -> None:  # noqa: F811
+def test_the_worker_registers_the_inbox_first(engine: Engine) -> None:
     registered: list[Notifier] = worker.notifiers(engine)
     assert isinstance(registered[0], InboxNotifier)
     assert registered[0].name == "inbox"

@@ -15,7 +15,7 @@ from domain.planner import FireIndicator, StartTask, apply_action, plan
 from models.case import CaseState, CaseTask, SlaStatus
 from models.definition import CaseDefinition
 from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
-from tests.factories import (
+from tests.helpers.factories import (
     ALICE,
     BOB,
     H24,

@@ -26,7 +26,7 @@ from models.config import FollowOnConfig, Key, PathStepConfig, SlaConfig, TaskDe
 from models.definition import CaseDefinition
 from models.messages import AddTask, CloseCase, CompleteTask
 from models.period import Period, Unit
-from tests.factories import ALICE, H24, OFFICERS, WORKING, definition
+from tests.helpers.factories import ALICE, H24, OFFICERS, WORKING, definition
 
 OPTIONAL = "extra"
 # A Monday; ambers count back, so leave room before the calendars' first year (2026).

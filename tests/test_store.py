@@ -31,7 +31,6 @@ from store.repository import (
     save_allocation,
     save_configuration,
 )
-from tests.store_fixtures import engine, sample_config  # noqa: F401
 
 LONDON = ZoneInfo("Europe/London")
 T0 = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
@@ -104,7 +103,7 @@ def _alert(
     )
 
 
-def _send(engine: Engine, alert: AlertInput, recipients: list[str]) -> int:  # noqa: F811
+def _send(engine: Engine, alert: AlertInput, recipients: list[str]) -> int:
     return insert_alerts(engine, Alert.of(alert, recipients))
 
 
@@ -135,7 +134,7 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
     sqlite.dispose()
 
 
-def test_create_schema_is_idempotent(engine: Engine) -> None:  # noqa: F811
+def test_create_schema_is_idempotent(engine: Engine) -> None:
     create_schema(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"config_versions", "inbox", "cases", "case_tasks", "allocations", "round_robin"} <= (
@@ -146,7 +145,7 @@ def test_create_schema_is_idempotent(engine: Engine) -> None:  # noqa: F811
 # ------------------------------------------------------------------ configuration
 
 
-def test_no_configuration_says_how_to_load_one(engine: Engine) -> None:  # noqa: F811
+def test_no_configuration_says_how_to_load_one(engine: Engine) -> None:
     assert latest_configuration_version(engine) is None
     with pytest.raises(NoConfigurationError, match="python -m starter config load config/sample"):
         latest_configuration(engine)
@@ -155,8 +154,8 @@ def test_no_configuration_says_how_to_load_one(engine: Engine) -> None:  # noqa:
 
 
 def test_save_configuration_is_idempotent(
-    engine: Engine,  # noqa: F811
-    sample_config: Configuration,  # noqa: F811
+    engine: Engine,
+    sample_config: Configuration,
 ) -> None:
     v1 = save_configuration(engine, sample_config, "sample")
     assert save_configuration(engine, sample_config, "sample") == v1
@@ -176,8 +175,8 @@ def test_save_configuration_is_idempotent(
 
 
 def test_latest_is_the_last_loaded_even_at_one_instant(
-    engine: Engine,  # noqa: F811
-    sample_config: Configuration,  # noqa: F811
+    engine: Engine,
+    sample_config: Configuration,
 ) -> None:
     other = sample_config.model_copy(update={"users": []})
     v1 = save_configuration(engine, sample_config, "sample", now=T0)
@@ -190,7 +189,7 @@ def test_latest_is_the_last_loaded_even_at_one_instant(
 # ------------------------------------------------------------------ cases
 
 
-def test_record_case_round_trips_aware_utc(engine: Engine) -> None:  # noqa: F811
+def test_record_case_round_trips_aware_utc(engine: Engine) -> None:
     local = datetime(2026, 7, 1, 10, 0, tzinfo=LONDON)  # 09:00 UTC (summer time)
     record = _case("HO-1", created_at=local, tasks=[_task("emergency-interview", owner=None)])
     assert record_case(engine, record)
@@ -203,12 +202,12 @@ def test_record_case_round_trips_aware_utc(engine: Engine) -> None:  # noqa: F81
     assert stored == record.model_copy(update={"created_at": local.astimezone(UTC)})
 
 
-def test_record_case_refuses_naive_datetimes(engine: Engine) -> None:  # noqa: F811
+def test_record_case_refuses_naive_datetimes(engine: Engine) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         record_case(engine, _case("HO-1", created_at=datetime(2026, 7, 1, 10, 0)))
 
 
-def test_record_case_upserts_and_ignores_stale_revisions(engine: Engine) -> None:  # noqa: F811
+def test_record_case_upserts_and_ignores_stale_revisions(engine: Engine) -> None:
     first = _case("HO-1", revision=1, tasks=[_task("a"), _task("b", "waiting")])
     second = _case(
         "HO-1",
@@ -229,7 +228,7 @@ def test_record_case_upserts_and_ignores_stale_revisions(engine: Engine) -> None
     assert load_case(engine, "HO-1") == third
 
 
-def test_recorded_cases_through_the_readers(engine: Engine) -> None:  # noqa: F811
+def test_recorded_cases_through_the_readers(engine: Engine) -> None:
     # What the store keeps of each case, read back by the product's readers: the reporting
     # copy (load_case), workload counts and the work an owner holds.
     a1 = _user("adviser1")
@@ -259,7 +258,7 @@ def test_recorded_cases_through_the_readers(engine: Engine) -> None:  # noqa: F8
 # ------------------------------------------------------------------ workload
 
 
-def test_open_task_counts(engine: Engine) -> None:  # noqa: F811
+def test_open_task_counts(engine: Engine) -> None:
     a1, a2 = _user("adviser1"), _user("adviser2")
     record_case(
         engine,
@@ -284,7 +283,7 @@ def test_open_task_counts(engine: Engine) -> None:  # noqa: F811
 
 
 def test_open_task_counts_include_recent_unrecorded_allocations(
-    engine: Engine,  # noqa: F811
+    engine: Engine,
 ) -> None:
     with Session(engine) as session, session.begin():
         for target in ("case", "t1", "t2"):
@@ -305,7 +304,7 @@ def test_open_task_counts_include_recent_unrecorded_allocations(
 # ------------------------------------------------------------------ inbox
 
 
-def test_insert_alerts_is_insert_if_absent(engine: Engine) -> None:  # noqa: F811
+def test_insert_alerts_is_insert_if_absent(engine: Engine) -> None:
     alert = _alert()
     assert _send(engine, alert, ["adviser1", "tl1", "tl1"]) == 2
     assert _send(engine, alert, ["tl1", "adviser1"]) == 0
@@ -321,7 +320,7 @@ def test_insert_alerts_is_insert_if_absent(engine: Engine) -> None:  # noqa: F81
     assert [a.task_key for a in inbox(engine, "adviser1") if a.task_key is None] == [None]
 
 
-def test_inbox_and_mark_read(engine: Engine) -> None:  # noqa: F811
+def test_inbox_and_mark_read(engine: Engine) -> None:
     for n in range(3):
         _send(engine, _alert(occurrence=n + 1, at=T0 + timedelta(days=n)), ["tl1", "tl2"])
     rows = inbox(engine, "tl1")

@@ -23,7 +23,7 @@ from domain.task_paths import (
 from models.case import Owner
 from models.config import PathStepConfig, TaskDefinitionConfig, WorkflowTypeConfig
 from models.definition import CaseDefinition
-from tests.factories import H24, definition, follow_on, p, sla, step, task
+from tests.helpers.factories import H24, definition, follow_on, p, sla, step, task
 
 RAISED = datetime(2026, 4, 7, 9, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent

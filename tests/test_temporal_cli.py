@@ -31,7 +31,7 @@ import pytest
 from models.case import CaseState
 from models.messages import TaskView
 from starter.devserver import DevServer, temporal_cli
-from tests.test_end_to_end import AVAILABLE_ADVISERS, Stack, started_stack
+from tests.helpers.stack import AVAILABLE_ADVISERS, Stack, started_stack
 
 T = TypeVar("T")
 

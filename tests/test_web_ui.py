@@ -44,7 +44,8 @@ from starter.client import CaseClient
 from starter.devserver import DevServer, free_port, start_dev_server
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
-from tests.workflow_harness import REPO, wait_open
+from tests.helpers import REPO
+from tests.helpers.workflow_harness import wait_open
 from worker import build_worker
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,5 +1,9 @@
 """Real Temporal servers for tests: the time-skipping test server and the dev server, both
-from PyPI packages installed beside this Python (nothing is downloaded at run time)."""
+from PyPI packages installed beside this Python (nothing is downloaded at run time).
+
+A pytest plugin (registered by tests/conftest.py): the session fixtures `time_skipping_env`,
+`dev_server` and `activity_executor` are shared by every test module.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,19 @@ from starter.devserver import DevServer, start_dev_server
 BIN = Path(sys.executable).parent
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
+async def start_time_skipping() -> WorkflowEnvironment:
+    """A fresh time-skipping test server with the product's data converter."""
+    return await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server for the session (tests that need a clock of their own use
+    tests.helpers.workflow_harness.case_engine)."""
+    env = await start_time_skipping()
     try:
         yield env
     finally:
@@ -32,6 +43,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """One headless dev server (in memory) for the session."""
     server = start_dev_server(workdir=tmp_path_factory.mktemp("devserver"), persist=False)
     try:
         yield server
@@ -41,5 +53,6 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
 
 @pytest.fixture(scope="session")
 def activity_executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
+    """The thread pool in-process workers run their activities on."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as ex:
         yield ex

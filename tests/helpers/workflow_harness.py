@@ -8,13 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config_files import load_and_validate
@@ -22,10 +21,10 @@ from starter.client import CaseClient
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
 from store.schema import InboxAlert
+from tests.helpers import REPO, TESTS
+from tests.helpers.store import SAMPLE_DAY
+from tests.helpers.temporal import start_time_skipping
 from worker import build_worker
-
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(__import__("sys").executable).parent
 
 
 @dataclass
@@ -58,13 +57,10 @@ class CaseEngine:
 @asynccontextmanager
 async def case_engine(tmp_path: Path, config: str = "sample") -> AsyncIterator[CaseEngine]:
     """A fresh time-skipping server, store and worker (each test needs its own clock)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
+    env = await start_time_skipping()
     engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
     create_schema(engine)
-    save_configuration(engine, load_and_validate(REPO / "config" / config, date(2026, 11, 25)), "t")
+    save_configuration(engine, load_and_validate(REPO / "config" / config, SAMPLE_DAY), "t")
     queue = f"test-{uuid.uuid4().hex[:8]}"
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
@@ -86,7 +82,7 @@ async def wait_open(handle: WorkflowHandle[object, object]) -> None:
     raise AssertionError("the case did not open")
 
 
-HISTORIES = Path(__file__).resolve().parent / "histories"
+HISTORIES = TESTS / "histories"
 
 
 async def keep_history(handle: WorkflowHandle[object, object], name: str) -> None:

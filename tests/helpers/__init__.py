@@ -1,0 +1,18 @@
+"""What the tests share: builders, harnesses and fixtures. Test modules import from here,
+never from one another; tests/conftest.py registers the fixture modules (`temporal`,
+`store`) as plugins, so a test names a fixture without importing it.
+
+- factories: hand-built case definitions for the pure-core tests
+- workflow_harness: a case engine on the time-skipping test server
+- temporal: fixtures for the Temporal servers (dev server, time-skipping server)
+- store: the store on SQLite and PostgreSQL (the `engine` and `sample_config` fixtures, and
+  fresh PostgreSQL schemas)
+- stack: the deployed stack (dev server, store, `python -m starter`, a worker process)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
