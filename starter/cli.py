@@ -1,7 +1,15 @@
 """The command line for officers and operators: `python -m starter --help`.
 
 Exit codes: 0 done; 1 refused or failed (the message says why); 2 bad usage.
-Every command that prints takes `--json` for scripts.
+Every command takes `--json` (before or after the command name) for scripts: the result is
+JSON on stdout, and a refusal or an error is one JSON object on stderr,
+{"error": {"code": ..., "message": ...}}.
+
+A case is named by its reference (HO-2026-000123); its workflow ID (case-HO-2026-000123),
+copied from the Web UI, names it too: a leading `case-` is dropped, and `raise` refuses a
+reference that starts with `case-`, so the two can never be confused.
+While `make demo` runs, and no TEMPORAL_* or DATABASE_URL variable is set, the commands
+reach the demo's Temporal server and store (starter.connection.use_running_demo).
 """
 
 from __future__ import annotations
@@ -9,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -17,10 +27,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case_definition import DefinitionError
 from domain.case_display import local
@@ -35,17 +47,48 @@ from models.messages import (
     ReassignReason,
     ReassignTask,
 )
-from starter.client import CaseClient, RequestRefusedError, new_request_id
-from starter.connection import TemporalSettings, connect
+from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
+from starter.connection import TemporalSettings, connect, use_running_demo
 from store.repository import NoConfigurationError
 
-# Piped output (scripts, CI logs) gets a wide console rather than 80 columns.
+# Piped output (scripts, CI logs) gets a wide console rather than 80 columns, and messages
+# are never wrapped (soft_wrap): one message, one line, whatever reads it.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 220)
+
+WORKFLOW_ID_PREFIX = "case-"
 
 
 class CliError(Exception):
-    """A failure to report on stderr with exit code 1."""
+    """A failure to report on stderr with exit code 1; `code` names it under --json."""
+
+    def __init__(self, message: str, code: str = "error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _UsageError(Exception):
+    """Bad usage (exit 2), raised instead of argparse's own exit so --json can report it."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse: must not return
+        raise _UsageError(self, message)
+
+
+class _CommandParser(_Parser):
+    """A command's parser: it takes `--json` too, so the flag works after the command name.
+    SUPPRESS: when absent here, the top-level parser's value stands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+        )
 
 
 def _owner(text: str) -> Owner:
@@ -98,9 +141,34 @@ def cmd_config_load(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------- cases
 
 
+def _settings() -> TemporalSettings:
+    try:
+        return TemporalSettings.from_env()
+    except ValueError as e:
+        raise CliError(str(e), "invalid_settings") from None
+
+
+def _connect_reason(e: Exception) -> str:
+    """The useful part of the SDK's connection error ("Connection refused", ...)."""
+    text = str(e)
+    found = re.findall(r'message: "([^"]+)"', text)
+    if found:
+        return str(found[-1])
+    return text.removeprefix("Failed client connect: ").splitlines()[0]
+
+
 async def _client() -> CaseClient:
-    settings = TemporalSettings.from_env()
-    return CaseClient(await connect(settings), settings.task_queue)
+    settings = _settings()
+    try:
+        client = await connect(settings)
+    except ValueError as e:
+        raise CliError(str(e), "invalid_settings") from None
+    except RuntimeError as e:  # the SDK's "Failed client connect: ..."
+        raise CliError(
+            f"cannot reach Temporal at {settings.address}: {_connect_reason(e)}",
+            "temporal_unreachable",
+        ) from None
+    return CaseClient(client, settings.task_queue, settings.search_attributes)
 
 
 def _store() -> Engine:
@@ -125,13 +193,31 @@ def check_raise(case: RaiseCase) -> None:
         version, config = latest_configuration(engine)
     finally:
         engine.dispose()
+    topics = sorted(t.key for t in config.topics if t.in_force_on(date.today()))
+    if case.topic not in topics:
+        raise CliError(
+            f"no topic {case.topic!r} in force in configuration v{version}; "
+            f"topics: {', '.join(topics)}",
+            "unknown_topic",
+        )
     defn = build_case_definition(config, version, case.topic, date.today())
     if case.raised_by not in defn.users:
-        raise CliError(f"{case.raised_by!r} is not a member of staff in configuration v{version}")
+        raise CliError(
+            f"{case.raised_by!r} is not a member of staff in configuration v{version}; "
+            f"staff keys: {', '.join(sorted(defn.users))}",
+            "unknown_user",
+        )
     check_extra_tasks(defn, case.extra_tasks)
 
 
 async def cmd_raise(args: argparse.Namespace) -> int:
+    if args.reference.startswith(WORKFLOW_ID_PREFIX):
+        # Every other command reads `case-X` as the workflow ID of case X.
+        raise CliError(
+            f"a reference may not start with {WORKFLOW_ID_PREFIX!r} (that is how workflow IDs "
+            f"start): {args.reference!r}",
+            "invalid_reference",
+        )
     case = RaiseCase(
         reference=args.reference, topic=args.topic, raised_by=args.by, extra_tasks=args.extra_task
     )
@@ -233,24 +319,42 @@ async def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def list_query(args: argparse.Namespace) -> str | None:
-    parts = []
-    if args.sla:
-        parts.append(f"SlaStatus = '{args.sla}'")
-    if args.owner:
-        parts.append(f"OpenTaskOwners = '{args.owner}'")
-    if args.topic:
-        parts.append(f"CaseTopic = '{args.topic}'")
-    if args.type:
-        parts.append(f"CaseWorkflowType = '{args.type}'")
-    if args.status:
-        parts.append(f"CaseStatus = '{args.status}'")
-    return " AND ".join(parts) or None
+_LIST_FLAGS = {
+    "sla_status": "--sla",
+    "owner": "--owner",
+    "topic": "--topic",
+    "workflow_type": "--type",
+    "status": "--status",
+}
+
+
+def case_filter(args: argparse.Namespace) -> CaseFilter:
+    """The `list` command's filter; a value that cannot be a key is refused here, naming
+    the option, before anything is asked of Temporal."""
+    values = {
+        "sla_status": args.sla,
+        "owner": args.owner,
+        "topic": args.topic,
+        "workflow_type": args.type,
+        "status": args.status,
+    }
+    try:
+        return CaseFilter.model_validate(values)
+    except ValidationError as e:
+        bad = [
+            f"{_LIST_FLAGS.get(str(x['loc'][0]), str(x['loc'][0]))} {x['input']!r}"
+            for x in e.errors()
+        ]
+        raise CliError(
+            f"not a valid key: {', '.join(bad)} (keys are letters, digits and - _ . @)",
+            "invalid_filter",
+        ) from None
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
+    wanted = case_filter(args)
     client = await _client()
-    rows = [row async for row in client.list_cases(list_query(args), limit=args.limit)]
+    rows = [row async for row in client.list_cases(wanted, limit=args.limit)]
     table = Table(title=f"{len(rows)} case(s)")
     for col in (
         "Reference",
@@ -399,9 +503,13 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m starter", description=__doc__)
+    p = _Parser(
+        prog="python -m starter",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     cfg = sub.add_parser("config", help="validate or load a configuration folder")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
@@ -489,38 +597,101 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Errors of the core and of the input, by the code --json reports them with.
+_ERROR_CODES: dict[type[Exception], str] = {
+    ValidationError: "invalid_input",
+    FileNotFoundError: "file_not_found",
+    ConfigurationError: "invalid_configuration",
+    DefinitionError: "invalid_definition",
+    NoConfigurationError: "no_configuration",
+}
+
+
+def _fail(json_out: bool, code: str, message: str, label: str = "error") -> int:
+    """Report a refusal or an error: one line on stderr (JSON under --json); exit code 1."""
+    if json_out:
+        print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
+    else:
+        err.print(f"[red]{escape(label)}[/]: {escape(message)}")
+    return 1
+
+
+def _usage(e: _UsageError, json_out: bool) -> int:
+    if json_out:
+        print(json.dumps({"error": {"code": "usage", "message": str(e)}}), file=sys.stderr)
+    else:
+        e.parser.print_usage(sys.stderr)
+        print(f"{e.parser.prog}: error: {e}", file=sys.stderr)
+    return 2
+
+
+def _database_name() -> str:
+    """DATABASE_URL as it may be shown: without its password."""
+    from sqlalchemy.engine import make_url
+
+    from store.db import database_url
+
+    try:
+        return make_url(database_url()).render_as_string(hide_password=True)
+    except Exception:
+        return "named by DATABASE_URL"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code."""
     from starter.logs import configure_logging
 
     configure_logging(level="WARNING")
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        return _usage(e, json_out="--json" in argv)
     if getattr(args, "request_id", "x") is None:
         args.request_id = new_request_id()
     if getattr(args, "demo", False):
         from starter.demo import run_demo
 
         return run_demo(cases=args.cases)
+    use_running_demo()
+    reference = getattr(args, "reference", None) if args.command != "raise" else None
+    if reference is not None:
+        # A workflow ID copied from the Web UI names its case (raise refuses such references).
+        reference = args.reference = reference.removeprefix(WORKFLOW_ID_PREFIX)
+    json_out = bool(args.json)
     try:
         result = args.fn(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return int(result)
     except (RequestRefusedError, RequestRefused) as refused:
-        err.print(f"[red]refused[/] ({refused.code}): {refused}")
-        return 1
-    except (
-        CliError,
-        ValidationError,
-        FileNotFoundError,
-        ConfigurationError,
-        DefinitionError,
-        NoConfigurationError,
-    ) as e:
-        err.print(f"[red]error[/]: {e}")
-        return 1
+        return _fail(json_out, refused.code, str(refused), f"refused ({refused.code})")
+    except CliError as e:
+        return _fail(json_out, e.code, str(e))
+    except tuple(_ERROR_CODES) as e:
+        code = next(c for t, c in _ERROR_CODES.items() if isinstance(e, t))
+        return _fail(json_out, code, str(e))
     except RPCError as e:
-        err.print(f"[red]Temporal error[/]: {e.message}")
-        return 1
+        # (A namespace that does not exist is NOT_FOUND too: its message names it.)
+        missing_case = "namespace" not in e.message.lower()
+        if e.status == RPCStatusCode.NOT_FOUND and reference is not None and missing_case:
+            namespace = os.environ.get("TEMPORAL_NAMESPACE") or TemporalSettings.namespace
+            return _fail(
+                json_out, "not_found", f"no case {reference}: not found in namespace {namespace}"
+            )
+        if e.status == RPCStatusCode.UNAVAILABLE:
+            address = os.environ.get("TEMPORAL_ADDRESS") or TemporalSettings.address
+            return _fail(
+                json_out, "temporal_unreachable", f"cannot reach Temporal at {address}: {e.message}"
+            )
+        return _fail(json_out, "temporal_error", e.message, "Temporal error")
+    except (OperationalError, InterfaceError) as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else type(e).__name__
+        return _fail(
+            json_out,
+            "database_unreachable",
+            f"cannot reach the database {_database_name()}: {reason}",
+        )
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ repeated with the same input returns the case already there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import (
@@ -43,8 +44,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import RequestRefused
 from domain.messages import ADD_TASK, CLOSE_CASE, COMPLETE_TASK, REASSIGN_TASK, Message
-from models.case import CaseState, Owner
+from models.case import CaseState, Owner, SlaStatus
 from models.messages import (
+    REFERENCE_PATTERN,
     AddTask,
     CaseInput,
     CloseCase,
@@ -54,7 +56,7 @@ from models.messages import (
     ReassignTask,
     TaskView,
 )
-from starter.connection import DEFAULT_TASK_QUEUE
+from starter.connection import DEFAULT_TASK_QUEUE, SearchAttributesMode
 from workflows import search
 from workflows.case_workflow import WORKFLOW_TYPE, case_workflow_id
 
@@ -71,6 +73,51 @@ SEARCH_ATTRIBUTE_TYPES: dict[str, IndexedValueType.ValueType] = {
 
 
 R = TypeVar("R", bound=BaseModel)
+
+log = logging.getLogger("starter.client")
+
+# Staff, role, topic and workflow type keys as the configurations use them. A filter value
+# outside this set cannot be a key, so it is refused rather than sent to visibility.
+SAFE_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$"
+
+
+def visibility_literal(value: str) -> str:
+    """`value` as a single-quoted string literal of Temporal's list query language (backslash
+    and quote escaped), so that it is always one value, never part of the query."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+class CaseFilter(BaseModel):
+    """Which cases `CaseClient.list_cases` lists: every field given must match (AND).
+
+    Each value is validated (keys by SAFE_KEY_PATTERN, statuses from their sets) and
+    rendered quoted by `query()`: no value can change the query's meaning."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reference: str | None = Field(default=None, pattern=REFERENCE_PATTERN)
+    sla_status: SlaStatus | None = None
+    owner: str | None = Field(
+        default=None, pattern=SAFE_KEY_PATTERN, description="staff or role key of an open task"
+    )
+    topic: str | None = Field(default=None, pattern=SAFE_KEY_PATTERN)
+    workflow_type: str | None = Field(default=None, pattern=SAFE_KEY_PATTERN)
+    status: Literal["open", "closed"] | None = None
+
+    def query(self) -> str | None:
+        """The Temporal visibility query for this filter (None when it filters nothing)."""
+        clauses = [
+            (search.CASE_REFERENCE.name, self.reference),
+            (search.SLA_STATUS.name, self.sla_status),
+            (search.OPEN_TASK_OWNERS.name, self.owner),
+            (search.CASE_TOPIC.name, self.topic),
+            (search.CASE_WORKFLOW_TYPE.name, self.workflow_type),
+            (search.CASE_STATUS.name, self.status),
+        ]
+        parts = [f"{name} = {visibility_literal(v)}" for name, v in clauses if v is not None]
+        return " AND ".join(parts) or None
+
 
 # How long raise_case waits for a new case to open (pin its definition, allocate its owners).
 OPEN_TIMEOUT_SECONDS = 60.0
@@ -120,27 +167,51 @@ class CaseClient:
         self,
         client: Client,
         task_queue: str = DEFAULT_TASK_QUEUE,
+        search_attributes: SearchAttributesMode = "auto",
         *,
         check_raise: RaiseCheck | None = None,
     ) -> None:
+        """`search_attributes` (TEMPORAL_SEARCH_ATTRIBUTES): whether new cases carry the case
+        search attributes: `on` always, `off` never, `auto` if the namespace has them.
+        `check_raise` runs before a case is started and raises RequestRefused for a raise the
+        case would refuse (see `starter.raise_check`)."""
         self.client = client
         self.task_queue = task_queue
-        self._has_search_attributes: bool | None = None
-        # Run before a case is started; raises RequestRefused for a raise the case would refuse.
+        self.search_attributes = search_attributes
+        self._has_search_attributes: bool | None = {"on": True, "off": False}.get(search_attributes)
         self._check_raise = check_raise
 
     async def has_search_attributes(self) -> bool:
-        """Whether the namespace has the case search attributes registered."""
+        """Whether new cases carry the case search attributes. With `auto`, asks the
+        operator service once: a cluster that does not let us ask (PERMISSION_DENIED, as
+        Temporal Cloud answers an API key without the operator role, or UNIMPLEMENTED) means
+        no, with one warning; any other error (unreachable, ...) is raised, not guessed."""
         if self._has_search_attributes is None:
             try:
                 resp = await self.client.operator_service.list_search_attributes(
                     ListSearchAttributesRequest(namespace=self.client.namespace)
                 )
-                self._has_search_attributes = set(SEARCH_ATTRIBUTE_TYPES) <= set(
-                    resp.custom_attributes
+            except RPCError as e:
+                if e.status not in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
+                    raise
+                log.warning(
+                    "cannot ask namespace %s for its search attributes (%s): cases start "
+                    "without them; set TEMPORAL_SEARCH_ATTRIBUTES=on if they are registered, "
+                    "or =off to silence this",
+                    self.client.namespace,
+                    e.status.name,
                 )
-            except RPCError:
                 self._has_search_attributes = False
+            else:
+                missing = sorted(set(SEARCH_ATTRIBUTE_TYPES) - set(resp.custom_attributes))
+                if missing:
+                    log.warning(
+                        "namespace %s lacks the search attributes %s: cases start without "
+                        "them (TEMPORAL_SEARCH_ATTRIBUTES=auto); register them, or set =off",
+                        self.client.namespace,
+                        ", ".join(missing),
+                    )
+                self._has_search_attributes = not missing
         return self._has_search_attributes
 
     def handle(self, reference: str) -> WorkflowHandle[Any, Any]:
@@ -361,11 +432,19 @@ class CaseClient:
         return state
 
     async def list_cases(
-        self, query: str | None = None, limit: int = 200
+        self,
+        filter: CaseFilter | None = None,
+        limit: int = 200,
+        *,
+        raw_query: str | None = None,
     ) -> AsyncIterator[CaseListing]:
-        """Cases from visibility, filtered by a Temporal list query."""
-        base = f"WorkflowType = '{WORKFLOW_TYPE}'"
-        full = f"{base} AND ({query})" if query else base
+        """Cases from visibility that match `filter`. `raw_query`, for tests and power users
+        who know Temporal's list query language (`OpenTasks > 1`, `IN (...)`), is ANDed in
+        as written: never build it from user input (that is what CaseFilter is for)."""
+        clauses = [f"WorkflowType = {visibility_literal(WORKFLOW_TYPE)}"]
+        rendered = filter.query() if filter is not None else None
+        clauses += [f"({q})" for q in (rendered, raw_query) if q]
+        full = " AND ".join(clauses)
         count = 0
         async for wf in self.client.list_workflows(full):
             attrs = wf.typed_search_attributes

@@ -8,18 +8,29 @@
 | TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY | unset | client certificate and key files (mTLS) |
 | TEMPORAL_TLS_CA | unset | server CA file (TLS without client certificate when alone) |
 | TEMPORAL_API_KEY | unset | Temporal Cloud API key (implies TLS) |
+| TEMPORAL_SEARCH_ATTRIBUTES | auto | case search attributes on new cases: auto (ask), on, off |
+
+While `make demo` runs it writes its addresses to `var/demo/connection.json` (or
+`$DEMO_DIR/connection.json`); the command line uses them when none of TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE and DATABASE_URL is set (see `demo_connection`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 DEFAULT_TASK_QUEUE = "housing-options"
+REPO = Path(__file__).resolve().parent.parent
+
+SearchAttributesMode = Literal["auto", "on", "off"]
+SEARCH_ATTRIBUTES_MODES: tuple[SearchAttributesMode, ...] = get_args(SearchAttributesMode)
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class TemporalSettings:
     tls_key: Path | None = None
     tls_ca: Path | None = None
     api_key: str | None = None
+    search_attributes: SearchAttributesMode = "auto"
 
     @classmethod
     def from_env(cls) -> TemporalSettings:
@@ -48,6 +60,7 @@ class TemporalSettings:
             tls_key=path("TEMPORAL_TLS_KEY"),
             tls_ca=path("TEMPORAL_TLS_CA"),
             api_key=env.get("TEMPORAL_API_KEY") or None,
+            search_attributes=search_attributes_mode(env.get("TEMPORAL_SEARCH_ATTRIBUTES")),
         )
 
     def tls(self) -> TLSConfig | bool:
@@ -74,3 +87,76 @@ async def connect(settings: TemporalSettings | None = None) -> Client:
         api_key=settings.api_key,
         data_converter=pydantic_data_converter,
     )
+
+
+def search_attributes_mode(value: str | None) -> SearchAttributesMode:
+    """TEMPORAL_SEARCH_ATTRIBUTES's value (unset or empty: `auto`); anything else is refused,
+    so a typo does not silently change what cases carry."""
+    text = (value or "auto").strip().lower()
+    for mode in SEARCH_ATTRIBUTES_MODES:
+        if text == mode:
+            return mode
+    raise ValueError(
+        f"TEMPORAL_SEARCH_ATTRIBUTES must be one of {', '.join(SEARCH_ATTRIBUTES_MODES)}, "
+        f"got {value!r}"
+    )
+
+
+# ------------------------------------------------------------ the running demo
+
+# The variables a running demo answers for; setting any of them means "not the demo".
+DEMO_VARIABLES = ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "DATABASE_URL")
+
+
+def demo_dir() -> Path:
+    """Where the demo keeps its data: DEMO_DIR, else `<repo>/var/demo`."""
+    value = os.environ.get("DEMO_DIR", "").strip()
+    return Path(value) if value else REPO / "var" / "demo"
+
+
+def demo_connection_file() -> Path:
+    """The file a running demo describes itself in."""
+    return demo_dir() / "connection.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive, though not ours to judge further
+    # A recycled pid is some other program: on Linux, check it is still a Python `starter`.
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            return b"starter" in cmdline.read_bytes()
+        except OSError:
+            return False
+    return True
+
+
+def demo_connection() -> dict[str, str] | None:
+    """The running demo's variables (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE,
+    DATABASE_URL), or None when no demo is running (no file, an unreadable one, or one left
+    by a demo that was killed)."""
+    path = demo_connection_file()
+    try:
+        data = json.loads(path.read_text())
+        pid = int(data["pid"])
+        env = {name: str(data["env"][name]) for name in DEMO_VARIABLES}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return env if _alive(pid) else None
+
+
+def use_running_demo() -> bool:
+    """When none of the connection variables is set and a demo is running, point this
+    process's environment at the demo (its Temporal server and its store). True if it did."""
+    if any(os.environ.get(name) for name in DEMO_VARIABLES):
+        return False
+    env = demo_connection()
+    if env is None:
+        return False
+    os.environ.update(env)
+    return True

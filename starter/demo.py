@@ -1,36 +1,67 @@
 """`make demo`: the dev server with its Web UI, the worker, and a realistic set of cases whose
 SLA indicators fire within minutes (config/demo uses minute targets on the 24x7 calendar).
 
-Everything it starts lives under var/demo/ and stops on Ctrl-C.
+Cases arrive staggered (half at once, then one every ARRIVAL_SECONDS for ARRIVALS_FOR), so
+within five minutes an operator sees cases on track, amber, breached and escalated at the
+same moment, and keeps seeing that mix for as long as cases arrive.
+
+Everything it starts lives under var/demo/ (DEMO_DIR) and stops on Ctrl-C, SIGTERM or
+SIGHUP; on Linux the dev server and the worker also die with it if it is killed outright.
+While it runs, var/demo/connection.json tells the command line where its Temporal server and
+store are (starter.connection.use_running_demo).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
+from temporalio.service import RPCError
 
 from config_files import load_and_validate
 from models.case import Owner
-from models.config import Configuration
+from models.config import Configuration, TopicConfig
 from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
-from starter.client import CaseClient, RequestRefusedError, new_request_id
-from starter.connection import TemporalSettings, connect
-from starter.devserver import DevServer, start_dev_server
+from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
+from starter.connection import (
+    DEFAULT_TASK_QUEUE,
+    TemporalSettings,
+    connect,
+    demo_connection_file,
+    demo_dir,
+)
+from starter.devserver import (
+    DevServer,
+    PortInUseError,
+    die_with_parent_preexec,
+    hang_up_with_parent,
+    port_in_use,
+    start_dev_server,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-WORKDIR = REPO / "var" / "demo"
+NAMESPACE = "default"
+# A demo task turns amber 1 minute after it opens, breaches at 3 and escalates at 4 or 5
+# (config/demo): a new case every 45 s keeps each state populated, on track included.
+ARRIVAL_SECONDS = 45.0
+ARRIVALS_FOR = 30 * 60.0  # then the demo stops raising cases (the case targets are 30 min)
+STATUS_EVERY = 30.0
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 220)
 
 
-def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with (WORKDIR / "worker.log").open("ab") as log:  # the child keeps its own descriptor
+def _start_worker(env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
+    with (workdir / "worker.log").open("ab") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
             [sys.executable, str(REPO / "worker.py")],
             env=env,
@@ -39,6 +70,7 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=REPO,
+            preexec_fn=die_with_parent_preexec(),
         )
 
 
@@ -49,6 +81,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
 def _first_user(config: Configuration, role: str) -> str:
@@ -58,24 +91,58 @@ def _first_user(config: Configuration, role: str) -> str:
     return config.users[0].key
 
 
+class Arrivals:
+    """Raises the demo's cases, numbered in order, the topics in turn."""
+
+    def __init__(self, client: CaseClient, config: Configuration) -> None:
+        self.client = client
+        self.stamp = datetime.now(UTC).strftime("%m%d%H%M%S")
+        self.topics: list[TopicConfig] = [t for t in config.topics if t.in_force_on(date.today())]
+        self.raiser = _first_user(config, "housing-advisers")
+        self.count = 0
+
+    async def raise_one(self) -> str:
+        """Raise the next case; its reference."""
+        topic = self.topics[self.count % len(self.topics)]
+        self.count += 1
+        ref = f"DEMO-{self.stamp}-{self.count:02d}"
+        await self.client.raise_case(
+            RaiseCase(reference=ref, topic=topic.key, raised_by=self.raiser)
+        )
+        console.print(f"  [dim]{datetime.now():%H:%M:%S}[/] raised [bold]{ref}[/] · {topic.key}")
+        return ref
+
+
+async def _opened(client: CaseClient, reference: str, timeout: float = 120.0) -> None:
+    """Wait until the case has pinned its definition and allocated its owners (a few
+    seconds; longer on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await client.state(reference)
+            return
+        except RequestRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def raise_demo_cases(client: CaseClient, config: Configuration, count: int) -> list[str]:
     """Raise `count` cases across the topics, then drive some of them the way officers would:
     complete work, reassign a task, add a task by hand, refuse a bad request, close one."""
-    stamp = datetime.now(UTC).strftime("%m%d%H%M%S")
-    topics = [t for t in config.topics if t.in_force_on(date.today())]
-    raiser = _first_user(config, "housing-advisers")
-    refs: list[str] = []
-    for i in range(count):
-        topic = topics[i % len(topics)]
-        ref = f"DEMO-{stamp}-{i + 1:02d}"
-        await client.raise_case(RaiseCase(reference=ref, topic=topic.key, raised_by=raiser))
-        refs.append(ref)
-        console.print(f"  raised [bold]{ref}[/] · topic {topic.key}")
-    await asyncio.sleep(3)  # let the cases open (pin, allocate) before driving them
+    arrivals = Arrivals(client, config)
+    return await _first_cases(arrivals, config, count)
 
-    async def act(what: str, coro: object) -> None:
+
+async def _first_cases(arrivals: Arrivals, config: Configuration, count: int) -> list[str]:
+    client = arrivals.client
+    refs = [await arrivals.raise_one() for _ in range(count)]
+    for ref in refs:  # let the cases open (pin, allocate) before driving them
+        await _opened(client, ref)
+
+    async def act(what: str, coro: Awaitable[object]) -> None:
         try:
-            await coro  # type: ignore[misc]
+            await coro
             console.print(f"  {what}")
         except RequestRefusedError as refused:
             console.print(f"  {what}: [yellow]refused[/] ({refused.code}) {refused}")
@@ -165,21 +232,40 @@ async def _status_loop(client: CaseClient, diligent: str, actor: str) -> None:
     while True:
         await _keep_on_track(client, diligent, actor)
         counts: dict[str, int] = {}
-        async for row in client.list_cases("CaseStatus = 'open'"):
+        async for row in client.list_cases(CaseFilter(status="open")):
             counts[row.sla_status or "?"] = counts.get(row.sla_status or "?", 0) + 1
-        summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none open"
+        order = ["on_track", "amber", "breached", "escalated", "?"]
+        summary = ", ".join(f"{k}: {counts[k]}" for k in order if k in counts) or "none open"
         console.print(f"[dim]{datetime.now():%H:%M:%S}[/] open cases by SLA status: {summary}")
-        await asyncio.sleep(30)
+        await asyncio.sleep(STATUS_EVERY)
+
+
+async def _keep_arriving(arrivals: Arrivals, more: int) -> None:
+    """Raise `more` cases one every ARRIVAL_SECONDS, then keep arriving until ARRIVALS_FOR
+    has passed: the cases then stand at different points of their SLAs (a case raised a
+    minute ago is amber while one raised four minutes ago has escalated)."""
+    started = time.monotonic()
+    raised = 0
+    while raised < more or time.monotonic() - started < ARRIVALS_FOR:
+        await asyncio.sleep(ARRIVAL_SECONDS)
+        await arrivals.raise_one()
+        raised += 1
+    console.print("[dim]no more demo cases arrive; the ones open carry on[/]")
 
 
 async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
-    settings = TemporalSettings(address=server.address)
+    settings = TemporalSettings(address=server.address, namespace=NAMESPACE)
     client = CaseClient(await connect(settings), settings.task_queue)
-    console.print(f"[bold]Raising {cases} demo cases[/]")
-    refs = await raise_demo_cases(client, config, cases)
+    arrivals = Arrivals(client, config)
+    first = max(1, cases // 2)
+    console.print(
+        f"[bold]Raising {first} demo cases now, {cases - first} more one every "
+        f"{ARRIVAL_SECONDS:.0f} s, and new arrivals for {ARRIVALS_FOR / 60:.0f} minutes[/]"
+    )
+    refs = await _first_cases(arrivals, config, first)
     ui = server.ui_url
     console.print()
-    console.print(f"[bold green]Web UI[/]: {ui}/namespaces/default/workflows")
+    console.print(f"[bold green]Web UI[/]: {ui}/namespaces/{NAMESPACE}/workflows")
     console.print("Filters worth trying in the Web UI (or with `temporal workflow list --query`):")
     for q in (
         "SlaStatus = 'breached'",
@@ -190,56 +276,147 @@ async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
     ):
         console.print(f"  {q}")
     temporal = Path(sys.executable).parent / "temporal"
-    first = await client.state(refs[0])
-    open_task = next((t.key for t in first.tasks if t.status == "open"), "<task key>")
+    state = await client.state(refs[0])
+    open_task = next((t.key for t in state.tasks if t.status == "open"), "<task key>")
     console.print("\nSignal a case from the `temporal` CLI, for example:")
     console.print(
         f"  {temporal} workflow signal --address {server.address} --workflow-id case-{refs[0]} "
         "--name complete_task --input "
         f'\'{{"request_id": "cli-1", "actor": "tl1", "task": "{open_task}"}}\''
     )
-    console.print(
-        f"  TEMPORAL_ADDRESS={server.address} {sys.executable} -m starter show {refs[0]} --audit"
-    )
-    console.print(
-        f"  DATABASE_URL={os.environ['DATABASE_URL']} {sys.executable} -m starter inbox tl1"
-    )
+    console.print("\nThe command line finds this demo by itself while it runs (no variables):")
+    for command in (f"show {refs[0]} --audit", "list --sla breached", "inbox tl1"):
+        console.print(f"  {sys.executable} -m starter {command}")
     console.print(
         "\nAmber alerts fire after about a minute, targets after about three. Ctrl-C stops.\n"
     )
-    await _status_loop(client, refs[2 % len(refs)], _first_user(config, "service-manager"))
+    await asyncio.gather(
+        _status_loop(client, refs[2 % len(refs)], _first_user(config, "service-manager")),
+        _keep_arriving(arrivals, cases - first),
+    )
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stop as Ctrl-C does."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def _write_connection(path: Path, server: DevServer, worker: subprocess.Popen[bytes]) -> None:
+    """Describe the running demo for the command line (written whole, then renamed in)."""
+    data = {
+        "pid": os.getpid(),
+        "env": {
+            "TEMPORAL_ADDRESS": server.address,
+            "TEMPORAL_NAMESPACE": NAMESPACE,
+            "TEMPORAL_TASK_QUEUE": DEFAULT_TASK_QUEUE,
+            "DATABASE_URL": os.environ["DATABASE_URL"],
+        },
+        "ui": server.ui_url,
+        "children": {
+            "temporal": server.process.pid if server.process else None,
+            "worker": worker.pid,
+        },
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _remove_connection(path: Path) -> None:
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def _ports_taken(port: int, ui_port: int) -> str | None:
+    for number, variable, what in (
+        (port, "DEMO_TEMPORAL_PORT", "the Temporal server"),
+        (ui_port, "DEMO_UI_PORT", "the Web UI"),
+    ):
+        if port_in_use(number):
+            return (
+                f"port {number} ({what}) is already in use: is another demo or Temporal "
+                f"server running? Stop it, or choose free ports, e.g. "
+                f"{variable}={number + 100} make demo"
+            )
+    return None
 
 
 def run_demo(cases: int = 8) -> int:
-    WORKDIR.mkdir(parents=True, exist_ok=True)
-    db_url = os.environ.get("DATABASE_URL", f"sqlite:///{WORKDIR / 'casework.db'}")
-    os.environ["DATABASE_URL"] = db_url
-    config = load_and_validate(REPO / "config" / "demo", date.today())
-    from store.db import create_schema, make_engine
-    from store.repository import save_configuration
-
-    engine = make_engine(db_url)
-    create_schema(engine)
-    version = save_configuration(engine, config, source="demo")
-    console.print(f"configuration config/demo loaded as version {version} into {db_url}")
-
+    """Run the demo until Ctrl-C, SIGTERM or SIGHUP; 1 if it cannot start."""
     port = int(os.environ.get("DEMO_TEMPORAL_PORT", "7233"))
     ui_port = int(os.environ.get("DEMO_UI_PORT", "8233"))
-    console.print(
-        f"starting the Temporal dev server on {port} (Web UI {ui_port}), data in {WORKDIR}"
-    )
-    server = start_dev_server(workdir=WORKDIR, port=port, ui_port=ui_port)
-    env = {**os.environ, "TEMPORAL_ADDRESS": server.address, "LOG_FORMAT": "json"}
-    worker = _start_worker(env)
-    console.print(f"worker started (pid {worker.pid}, log {WORKDIR / 'worker.log'})")
+    taken = _ports_taken(port, ui_port)
+    if taken is not None:
+        err.print(f"[red]error[/]: {taken}")
+        return 1
+    # From here on these stop the demo the way Ctrl-C does: everything started is stopped.
+    # A hang-up ignored on purpose (nohup) stays ignored; otherwise the parent's death (make
+    # killed, the terminal's shell gone) is a hang-up too: make passes on SIGTERM, not SIGHUP.
+    stops = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        stops.append(signal.SIGHUP)
+        hang_up_with_parent()
+    for sig in stops:
+        signal.signal(sig, _on_signal)
+    workdir = demo_dir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    connection = demo_connection_file()
+    server: DevServer | None = None
+    worker: subprocess.Popen[bytes] | None = None
     try:
+        db_url = os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'casework.db'}")
+        os.environ["DATABASE_URL"] = db_url
+        config = load_and_validate(REPO / "config" / "demo", date.today())
+        from store.db import create_schema, make_engine
+        from store.repository import save_configuration
+
+        engine = make_engine(db_url)
+        create_schema(engine)
+        version = save_configuration(engine, config, source="demo")
+        engine.dispose()
+        console.print(f"configuration config/demo loaded as version {version} into {db_url}")
+        console.print(
+            f"starting the Temporal dev server on {port} (Web UI {ui_port}), data in {workdir}"
+        )
+        server = start_dev_server(workdir=workdir, port=port, ui_port=ui_port, die_with_parent=True)
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": server.address,
+            "TEMPORAL_NAMESPACE": NAMESPACE,
+            "TEMPORAL_TASK_QUEUE": DEFAULT_TASK_QUEUE,
+            "LOG_FORMAT": "json",
+        }
+        worker = _start_worker(env, workdir)
+        console.print(f"worker started (pid {worker.pid}, log {workdir / 'worker.log'})")
+        _write_connection(connection, server, worker)
         asyncio.run(_demo(server, config, cases))
-    except KeyboardInterrupt:
-        console.print("\nstopping")
+    except PortInUseError as e:  # taken between the check and the start
+        err.print(f"[red]error[/]: {e}: set DEMO_TEMPORAL_PORT / DEMO_UI_PORT to free ports")
+        return 1
+    except KeyboardInterrupt as stop:
+        console.print(f"\nstopping ({stop or 'interrupted'})")
+    except (RPCError, RuntimeError, TimeoutError) as e:
+        err.print(f"[red]error[/]: the demo stopped: {e}")
+        return 1
     finally:
-        _stop(worker)
-        server.stop()
-        console.print("worker and dev server stopped")
+        # A second signal must not cut the clean-up short (the children would still go,
+        # by their parent-death signal, but the dev server's database would not be closed).
+        for sig in stops:
+            signal.signal(sig, signal.SIG_IGN)
+        _remove_connection(connection)
+        if worker is not None:
+            _stop(worker)
+        if server is not None:
+            server.stop()
+        if worker is not None or server is not None:
+            console.print("worker and dev server stopped")
     return 0
 
 

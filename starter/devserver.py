@@ -4,12 +4,16 @@ Nothing is downloaded: the binary is the one installed next to this Python."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +47,56 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortInUseError(RuntimeError):
+    """Something already listens on a port a server of ours was to listen on."""
+
+    def __init__(self, port: int, what: str) -> None:
+        super().__init__(f"port {port} ({what}) is already in use")
+        self.port = port
+        self.what = what
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether `port` cannot be listened on at `host` (something holds it)."""
+    with socket.socket() as s:
+        # SO_REUSEADDR: a port left in TIME_WAIT by a server that just stopped is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent_preexec() -> Callable[[], None] | None:
+    """A `preexec_fn` so that the child is sent SIGTERM when this process dies, however it
+    dies (kill -9 included): Linux's PR_SET_PDEATHSIG. None elsewhere, or off the main
+    thread (the signal follows the thread that forked, and a pool thread may end early)."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        return None
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def hang_up_with_parent() -> None:
+    """Have this process sent SIGHUP when its parent dies (Linux; elsewhere nothing): the
+    demo stops when `make`, or the shell it was started from, goes, however it goes."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGHUP, 0, 0, 0)
+
+
 def search_attribute_flags() -> list[str]:
     flags: list[str] = []
     for name, kind in SEARCH_ATTRIBUTE_TYPES.items():
@@ -58,6 +112,7 @@ class DevServer:
     ui_port: int | None
     db_file: Path | None
     log_file: Path
+    die_with_parent: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -69,6 +124,14 @@ class DevServer:
         return f"http://127.0.0.1:{self.ui_port}" if self.ui_port else None
 
     def start(self, timeout: float = 60.0) -> DevServer:
+        """Start the server and wait until it listens. Raises PortInUseError rather than
+        mistaking whatever already listens on its port for it."""
+        ports = [(self.port, "Temporal gRPC")]
+        if self.ui_port:
+            ports.append((self.ui_port, "Temporal Web UI"))
+        for port, what in ports:
+            if port_in_use(port):
+                raise PortInUseError(port, what)
         cmd = [
             str(temporal_cli()),
             "server",
@@ -103,6 +166,7 @@ class DevServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 env={**os.environ},
+                preexec_fn=die_with_parent_preexec() if self.die_with_parent else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -133,13 +197,20 @@ class DevServer:
 
 
 def start_dev_server(
-    *, workdir: Path, port: int | None = None, ui_port: int | None = None, persist: bool = True
+    *,
+    workdir: Path,
+    port: int | None = None,
+    ui_port: int | None = None,
+    persist: bool = True,
+    die_with_parent: bool = False,
 ) -> DevServer:
-    """Start a dev server whose SQLite file and log live in `workdir`."""
+    """Start a dev server whose SQLite file and log live in `workdir`. With
+    `die_with_parent` it stops when this process dies, even by kill -9 (Linux)."""
     server = DevServer(
         port=port or free_port(),
         ui_port=ui_port,
         db_file=workdir / "temporal-dev.db" if persist else None,
         log_file=workdir / "temporal-dev.log",
+        die_with_parent=die_with_parent,
     )
     return server.start()

@@ -35,7 +35,7 @@ from models.activities import Alert, AlertInput
 from models.case import CaseState, CaseTask, Owner
 from models.config import EscalationRuleConfig
 from models.messages import AddTask, CompleteTask, RaiseCase, ReassignTask, TaskView
-from starter.client import CaseClient, CaseListing, RequestRefusedError
+from starter.client import CaseClient, CaseFilter, CaseListing, RequestRefusedError
 from starter.connection import TemporalSettings, connect
 from starter.devserver import DevServer
 from store import repository
@@ -91,8 +91,9 @@ async def listed(
     """The case's row in a visibility list query, once visibility has caught up."""
 
     async def probe() -> CaseListing | None:
-        full = f"CaseReference = '{reference}' AND {query}"
-        rows = [row async for row in cases.list_cases(full)]
+        rows = [
+            row async for row in cases.list_cases(CaseFilter(reference=reference), raw_query=query)
+        ]
         return rows[0] if rows else None
 
     return await eventually(probe, f"case {reference} listed by {query!r}", timeout)
