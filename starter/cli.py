@@ -23,7 +23,8 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
@@ -31,21 +32,16 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case_definition import DefinitionError
 from domain.case_display import local
 from domain.config_errors import ConfigurationError
 from domain.errors import RequestRefused
+from domain.messages import MESSAGES, Message
 from models.case import CaseState, Owner
 from models.messages import (
-    AddTask,
-    CloseCase,
-    CompleteTask,
     RaiseCase,
-    ReassignReason,
-    ReassignTask,
 )
 from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
 from starter.connection import TemporalSettings, connect, use_running_demo
@@ -181,33 +177,16 @@ def _store() -> Engine:
 
 
 def check_raise(case: RaiseCase) -> None:
-    """Refuse a case the engine would refuse, before anything is started: the topic must be
-    in force today in the latest stored configuration, and extra tasks must be optional tasks
-    of its workflow type."""
-    from domain.case_definition import build_case_definition
-    from domain.case_rules import check_extra_tasks
-    from store.repository import latest_configuration
+    """Refuse, before connecting to anything else, a raise the case would refuse: the rule
+    the case itself applies (`domain.case_rules.check_raise`) against the configuration in
+    force in the store, with the valid topics or staff named."""
+    from starter.raise_check import store_raise_check
 
     engine = _store()
     try:
-        version, config = latest_configuration(engine)
+        store_raise_check(engine)(case)
     finally:
         engine.dispose()
-    topics = sorted(t.key for t in config.topics if t.in_force_on(date.today()))
-    if case.topic not in topics:
-        raise CliError(
-            f"no topic {case.topic!r} in force in configuration v{version}; "
-            f"topics: {', '.join(topics)}",
-            "unknown_topic",
-        )
-    defn = build_case_definition(config, version, case.topic, date.today())
-    if case.raised_by not in defn.users:
-        raise CliError(
-            f"{case.raised_by!r} is not a member of staff in configuration v{version}; "
-            f"staff keys: {', '.join(sorted(defn.users))}",
-            "unknown_user",
-        )
-    check_extra_tasks(defn, case.extra_tasks)
 
 
 async def cmd_raise(args: argparse.Namespace) -> int:
@@ -223,27 +202,26 @@ async def cmd_raise(args: argparse.Namespace) -> int:
     )
     check_raise(case)
     client = await _client()
-    try:
-        handle = await client.raise_case(case)
-    except WorkflowAlreadyStartedError:
-        raise CliError(f"a case with reference {args.reference} already exists") from None
-    _emit(args, {"workflow_id": handle.id}, f"raised case {args.reference} ({handle.id})")
+    # A repeated raise answers with the case already there; a different one is refused.
+    handle = await client.raise_case(case)
+    _emit(args, {"workflow_id": handle.id}, f"case {args.reference} is open ({handle.id})")
     return 0
 
 
-async def _message(args: argparse.Namespace, name: str, req: BaseModel) -> int:
+async def cmd_message(args: argparse.Namespace) -> int:
+    """Any row of the message table: build its request from the command's arguments (named
+    after the request model's fields), send it, print the answer."""
+    msg: Message[Any] = args.message
+    fields = {name: getattr(args, name) for name in msg.request.model_fields if name in args}
+    req = msg.request.model_validate({**fields, "request_id": args.request_id, "actor": args.by})
     client = await _client()
-    send = {
-        "add_task": client.add_task,
-        "reassign_task": client.reassign_task,
-        "complete_task": client.complete_task,
-        "close_case": client.close_case,
-    }[name]
-    view = await send(args.reference, req, wait=not args.signal)  # type: ignore[operator]
+    view = await client.send(args.reference, msg, req, wait=not args.signal)
     if args.signal:
-        _emit(args, {"signalled": name}, f"signal {name} sent (refusals go to the case audit)")
+        _emit(
+            args, {"signalled": msg.name}, f"signal {msg.name} sent (refusals go to the case audit)"
+        )
     elif view is None:
-        _emit(args, {"done": name}, f"{name}: done")
+        _emit(args, {"done": msg.name}, f"{msg.name}: done")
     else:
         dup = " (duplicate request: nothing changed)" if view.duplicate else ""
         _emit(
@@ -254,31 +232,43 @@ async def _message(args: argparse.Namespace, name: str, req: BaseModel) -> int:
     return 0
 
 
-async def cmd_complete(args: argparse.Namespace) -> int:
-    req = CompleteTask(request_id=args.request_id, actor=args.by, task=args.task, note=args.note)
-    return await _message(args, "complete_task", req)
+def _optional_of(annotation: Any) -> Any:
+    """`X` for an annotation `X | None`, else the annotation itself."""
+    if get_origin(annotation) in (Union, UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
 
 
-async def cmd_add_task(args: argparse.Namespace) -> int:
-    req = AddTask(request_id=args.request_id, actor=args.by, task=args.task, owner=args.owner)
-    return await _message(args, "add_task", req)
-
-
-async def cmd_reassign(args: argparse.Namespace) -> int:
-    req = ReassignTask(
-        request_id=args.request_id,
-        actor=args.by,
-        task=args.task,
-        to=args.to,
-        reason=args.reason,
-        note=args.note,
-    )
-    return await _message(args, "reassign_task", req)
-
-
-async def cmd_close(args: argparse.Namespace) -> int:
-    req = CloseCase(request_id=args.request_id, actor=args.by, reason=args.reason)
-    return await _message(args, "close_case", req)
+def add_message_command(sub: Any, msg: Message[Any]) -> None:
+    """One command for a row of the message table. Its arguments come from the request
+    model: `task` is positional after the reference, `actor` is `--by`, every other field is
+    an option named after it (required when the field is), with the field's description as
+    help; owners are `user:KEY` or `role:KEY`, fixed choices are listed."""
+    m = sub.add_parser(msg.command, help=msg.help, description=msg.description)
+    m.add_argument("reference", help="the case reference")
+    fields = msg.request.model_fields
+    if "task" in fields:
+        m.add_argument("task", help=fields["task"].description)
+    m.add_argument("--by", required=True, help=fields["actor"].description)
+    m.add_argument("--request-id", default=None, help="idempotency key (default: random)")
+    m.add_argument("--signal", action="store_true", help="send as a signal, do not wait")
+    for name, field in fields.items():
+        if name in ("request_id", "actor", "task"):
+            continue
+        options: dict[str, Any] = {"dest": name, "help": field.description}
+        kind = _optional_of(field.annotation)
+        if kind is Owner:
+            options["type"] = _owner
+        elif get_origin(kind) is Literal:
+            options["choices"] = get_args(kind)
+        if field.is_required():
+            options["required"] = True
+        else:
+            options["default"] = field.get_default()
+        m.add_argument(f"--{name.replace('_', '-')}", **options)
+    m.set_defaults(fn=cmd_message, message=msg)
 
 
 def case_table(state: CaseState) -> Table:
@@ -382,66 +372,6 @@ async def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-class BulkOutcome(BaseModel):
-    reference: str
-    task: str
-    outcome: str  # moved | refused | failed
-    detail: str = ""
-
-
-async def reassign_all(
-    client: CaseClient,
-    references: Sequence[str],
-    absent: Owner,
-    to: Owner,
-    actor: str,
-    reason: ReassignReason,
-    note: str,
-    progress: Any = None,
-) -> list[BulkOutcome]:
-    """Reassign every unfinished task `absent` owns on the given cases to `to`. Each case's
-    own state decides (the store only suggests which cases to look at); each reassignment is
-    a validated update. A task already moved is no longer the absent user's, so re-running
-    the command after an interruption moves only what is left."""
-    results: list[BulkOutcome] = []
-    batch = new_request_id()[:12]
-    for ref in references:
-        try:
-            state = await client.state(ref)
-        except (RPCError, RequestRefusedError) as e:
-            results.append(BulkOutcome(reference=ref, task="-", outcome="failed", detail=str(e)))
-            continue
-        owned = [
-            t
-            for t in state.tasks
-            if t.owner == absent and t.status in ("open", "waiting", "lagging")
-        ]
-        for task in owned:
-            req = ReassignTask(
-                request_id=f"bulk-{batch}-{ref}-{task.key}",
-                actor=actor,
-                task=task.key,
-                to=to,
-                reason=reason,
-                note=note,
-            )
-            try:
-                await client.reassign_task(ref, req)
-                results.append(BulkOutcome(reference=ref, task=task.key, outcome="moved"))
-            except RequestRefusedError as refused:
-                results.append(
-                    BulkOutcome(
-                        reference=ref,
-                        task=task.key,
-                        outcome="refused",
-                        detail=f"{refused.code}: {refused}",
-                    )
-                )
-        if progress is not None:
-            progress()
-    return results
-
-
 async def cmd_reassign_all(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
@@ -454,14 +384,13 @@ async def cmd_reassign_all(args: argparse.Namespace) -> int:
     client = await _client()
     with Progress(console=err, disable=args.json or not refs) as bar:
         job = bar.add_task(f"reassigning {args.user}'s tasks", total=len(refs))
-        results = await reassign_all(
-            client,
+        results = await client.reassign_all(
             refs,
             absent,
             args.to,
-            args.by,
-            args.reason,
-            args.note,
+            actor=args.by,
+            reason=args.reason,
+            note=args.note,
             progress=lambda: bar.advance(job),
         )
     moved = [r for r in results if r.outcome == "moved"]
@@ -529,31 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--extra-task", action="append", default=[], help="an optional task to add")
     r.set_defaults(fn=cmd_raise)
 
-    def message(name: str, text: str, fn: Any, task: bool = True) -> argparse.ArgumentParser:
-        m = sub.add_parser(name, help=text)
-        m.add_argument("reference")
-        if task:
-            m.add_argument("task", help="task definition key")
-        m.add_argument("--by", required=True, help="staff key of the acting user")
-        m.add_argument("--request-id", default=None, help="idempotency key (default: random)")
-        m.add_argument("--signal", action="store_true", help="send as a signal, do not wait")
-        m.set_defaults(fn=fn)
-        return m
-
-    message("complete", "complete an open task", cmd_complete).add_argument("--note", default="")
-    a = message("add-task", "add an optional task by hand", cmd_add_task)
-    a.add_argument("--owner", type=_owner, default=None, help="user:KEY or role:KEY")
-    rs = message("reassign", "reassign a task", cmd_reassign)
-    rs.add_argument("--to", type=_owner, required=True, help="user:KEY or role:KEY")
-    rs.add_argument(
-        "--reason",
-        required=True,
-        choices=["workload", "absence", "specialist_knowledge", "escalation", "other"],
-    )
-    rs.add_argument("--note", default="")
-    message("close", "close a case with a reason", cmd_close, task=False).add_argument(
-        "--reason", required=True
-    )
+    for msg in MESSAGES:
+        add_message_command(sub, msg)
 
     ra = sub.add_parser(
         "reassign-absent",
