@@ -21,7 +21,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
@@ -39,6 +39,7 @@ from domain.case_display import local
 from domain.config_errors import ConfigurationError
 from domain.errors import RequestRefused
 from domain.messages import MESSAGES, Message
+from domain.planner import local_date
 from models.case import CaseState, Owner
 from models.messages import (
     RaiseCase,
@@ -111,7 +112,7 @@ def _emit(args: argparse.Namespace, data: Any, table: Table | str | None = None)
 def cmd_config_validate(args: argparse.Namespace) -> int:
     from config_files import load_and_validate
 
-    config = load_and_validate(Path(args.path), args.today or date.today())
+    config = load_and_validate(Path(args.path), args.today or local_date(datetime.now(UTC)))
     summary = {
         "path": args.path,
         "workflow_types": len(config.workflow_types),
@@ -127,7 +128,7 @@ def cmd_config_load(args: argparse.Namespace) -> int:
     from config_files import load_and_validate
     from store.repository import save_configuration
 
-    config = load_and_validate(Path(args.path), args.today or date.today())
+    config = load_and_validate(Path(args.path), args.today or local_date(datetime.now(UTC)))
     engine = _store()
     version = save_configuration(engine, config, source=Path(args.path).name)
     _emit(args, {"version": version}, f"configuration loaded as version [bold]{version}[/]")

@@ -128,6 +128,10 @@ class RequestRefusedError(RequestRefused):
     as the core's refusals (`domain.errors.RequestRefused`), so one `except` catches both."""
 
 
+# The pin activity's error types (in histories, as the Web UI shows them) as the refusal codes
+# a caller of raise_case meets, the same as the raise check's.
+_RAISE_FAILURE_CODES = {"DefinitionError": "unknown_topic", "NoConfiguration": "no_configuration"}
+
 # Checks a raise before anything starts (see `starter.raise_check.store_raise_check`).
 RaiseCheck = Callable[[RaiseCase], None]
 
@@ -294,7 +298,7 @@ class CaseClient:
                 except WorkflowFailureError as failed:
                     cause = failed.cause
                     if isinstance(cause, ApplicationError):
-                        code = cause.type or "refused"
+                        code = _RAISE_FAILURE_CODES.get(cause.type or "", cause.type or "refused")
                         raise RequestRefusedError(code, cause.message) from None
                     raise
             if desc.status != WorkflowExecutionStatus.RUNNING:

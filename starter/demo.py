@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -29,6 +29,7 @@ from rich.console import Console
 from temporalio.service import RPCError
 
 from config_files import load_and_validate
+from domain.planner import local_date
 from models.case import Owner
 from models.config import Configuration, TopicConfig
 from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
@@ -97,7 +98,9 @@ class Arrivals:
     def __init__(self, client: CaseClient, config: Configuration) -> None:
         self.client = client
         self.stamp = datetime.now(UTC).strftime("%m%d%H%M%S")
-        self.topics: list[TopicConfig] = [t for t in config.topics if t.in_force_on(date.today())]
+        self.topics: list[TopicConfig] = [
+            t for t in config.topics if t.in_force_on(local_date(datetime.now(UTC)))
+        ]
         self.raiser = _first_user(config, "housing-advisers")
         self.count = 0
 
@@ -373,7 +376,7 @@ def run_demo(cases: int = 8) -> int:
     try:
         db_url = os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'casework.db'}")
         os.environ["DATABASE_URL"] = db_url
-        config = load_and_validate(REPO / "config" / "demo", date.today())
+        config = load_and_validate(REPO / "config" / "demo", local_date(datetime.now(UTC)))
         from store.db import create_schema, make_engine
         from store.repository import save_configuration
 
