@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -58,9 +58,6 @@ _STORE_RETRY = RetryPolicy(
 )
 _LOCAL_TIMEOUT = timedelta(seconds=30)
 _ALERT_TIMEOUT = timedelta(seconds=30)
-
-R = TypeVar("R")
-
 
 def case_workflow_id(reference: str) -> str:
     """The workflow ID of a case: the council's reference, never personal data."""
