@@ -47,7 +47,9 @@ class AllocateResult(_Shape):
     unallocated: dict[str, str] = Field(default_factory=dict)
 
 
-class AlertInput(_Shape):
+class AlertFacts(_Shape):
+    """What an alert says: which case or task, which indicator, when, and whose it is."""
+
     case_reference: str
     case_topic: Key
     task: Key | None  # None: the case-level SLA
@@ -57,6 +59,11 @@ class AlertInput(_Shape):
     indicator_at: datetime
     task_due_at: datetime | None
     task_owner: Owner | None
+
+
+class AlertInput(AlertFacts):
+    """The send_alert activity's input: the facts, and the rule that decides who hears."""
+
     case_owner: Owner
     rule: EscalationRuleConfig
 
@@ -77,22 +84,13 @@ class AlertKey(NamedTuple):
     recipient: Key
 
 
-class Alert(BaseModel):
+class Alert(AlertFacts):
     """An alert as the notifiers receive it: what happened, to which case or task, and who is
     to hear of it. Built once per send_alert (`Alert.of`) and handed to every notifier, so
     each channel sees the same recipients. Not an activity input: never in a history."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    case_reference: str
-    case_topic: Key
-    task: Key | None  # None: the case-level SLA
-    task_name: str
-    indicator: Indicator
-    occurrence: int
-    indicator_at: datetime
-    task_due_at: datetime | None
-    task_owner: Owner | None
     rule: Key  # the escalation rule that chose the recipients
     recipients: tuple[Key, ...]  # deduplicated, in key order
 
@@ -104,19 +102,8 @@ class Alert(BaseModel):
     @classmethod
     def of(cls, input: AlertInput, recipients: Iterable[Key]) -> Alert:
         """The alert `input` describes, for `recipients` (the resolution of its rule)."""
-        return cls(
-            case_reference=input.case_reference,
-            case_topic=input.case_topic,
-            task=input.task,
-            task_name=input.task_name,
-            indicator=input.indicator,
-            occurrence=input.occurrence,
-            indicator_at=input.indicator_at,
-            task_due_at=input.task_due_at,
-            task_owner=input.task_owner,
-            rule=input.rule.key,
-            recipients=tuple(recipients),
-        )
+        facts = {name: getattr(input, name) for name in AlertFacts.model_fields}
+        return cls(**facts, rule=input.rule.key, recipients=tuple(recipients))
 
     def keys(self) -> list[AlertKey]:
         """The idempotency key of this alert for each recipient, in recipient order."""
