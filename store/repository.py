@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.activities import Alert, AlertKey, CaseRecord, TaskRecord
-from models.case import Owner, TaskStatus
+from models.case import CASE_TARGET, Owner, TaskStatus
 from models.config import Configuration, Indicator, Key
 from store.schema import (
     Allocation,
@@ -35,10 +35,9 @@ from store.schema import (
 
 # The task statuses that count as a user's open work.
 OPEN_WORK_STATUSES: tuple[TaskStatus, ...] = ("open", "waiting", "lagging")
-# The inbox's task key for the case-level SLA.
+# The inbox's task key column for the case itself (None everywhere else: see models.case). The
+# column is part of the inbox's unique key, so it cannot be NULL; existing rows keep "".
 CASE_TASK_KEY = ""
-# The allocation target that stands for the case itself.
-CASE_TARGET = "case"
 
 NO_CONFIGURATION = "no configuration loaded: run `python -m starter config load config/sample`"
 
