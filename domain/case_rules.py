@@ -45,12 +45,6 @@ REFUSAL_CODES: tuple[str, ...] = (
     "same_owner",
     "task_not_open",
     "reason_required",
-    # Refusals of a raise (domain.case_rules.check_raise, starter.raise_check) and of a
-    # message to a case (the client library).
-    "unknown_topic",
-    "no_configuration",
-    "reference_in_use",
-    "case_not_open_yet",
 )
 
 

@@ -128,6 +128,16 @@ class RequestRefusedError(RequestRefused):
     as the core's refusals (`domain.errors.RequestRefused`), so one `except` catches both."""
 
 
+# The refusals a caller meets from the client beyond the rules' own (domain.case_rules
+# REFUSAL_CODES): a raise whose topic is not in force or that finds no configuration, a
+# reference used by another case, a message to a case that has not opened yet.
+CLIENT_REFUSAL_CODES: tuple[str, ...] = (
+    "unknown_topic",
+    "no_configuration",
+    "reference_in_use",
+    "case_not_open_yet",
+)
+
 # The pin activity's error types (in histories, as the Web UI shows them) as the refusal codes
 # a caller of raise_case meets, the same as the raise check's.
 _RAISE_FAILURE_CODES = {"DefinitionError": "unknown_topic", "NoConfiguration": "no_configuration"}

@@ -17,7 +17,7 @@ from domain.case_rules import check_raise
 from domain.errors import RequestRefused
 from domain.planner import local_date
 from models.messages import RaiseCase
-from store.repository import latest_configuration
+from store.repository import NoConfigurationError, latest_configuration
 
 # How many valid keys a refusal lists before "and N more".
 SHOWN_KEYS = 15
@@ -34,10 +34,14 @@ def listed(keys: Iterable[str]) -> str:
 def store_raise_check(engine: Engine) -> Callable[[RaiseCase], None]:
     """A raise check reading the latest stored configuration on each call. Raises
     RequestRefused: `unknown_topic` (naming the topics in force), `unknown_actor` (naming the
-    active staff), `unknown_task` / `task_not_allowed` (naming the optional tasks)."""
+    active staff), `unknown_task` / `task_not_allowed` (naming the optional tasks),
+    `no_configuration` when none is stored."""
 
     def check(case: RaiseCase) -> None:
-        version, config = latest_configuration(engine)
+        try:
+            version, config = latest_configuration(engine)
+        except NoConfigurationError as e:
+            raise RequestRefused("no_configuration", str(e)) from None
         today = local_date(datetime.now(UTC))
         try:
             defn = build_case_definition(config, version, case.topic, today)

@@ -12,7 +12,7 @@ from domain import case_rules, planner
 from domain.errors import RequestRefused
 from models.case import CaseState, Owner
 from models.definition import CaseDefinition
-from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
+from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
 from tests.helpers.factories import (
     ALICE,
     BOB,
@@ -362,6 +362,29 @@ def test_extra_task_refusals() -> None:
         lambda: case_rules.check_extra_tasks(defn, ["review", "review"]),
         "task_already_on_case",
         "task 'review' is already on the case; a task definition appears at most once",
+    )
+
+
+def test_raise_refusals() -> None:
+    # The one rule the workflow, the client's raise check and the command line all apply.
+    defn = _defn()
+    case_rules.check_raise(defn, RaiseCase(reference="HOC-8", topic="t", raised_by="alice"))
+    for who in ("zed", "dave"):  # unknown; disabled
+        refused(
+            lambda who=who: case_rules.check_raise(  # type: ignore[misc]
+                defn, RaiseCase(reference="HOC-8", topic="t", raised_by=who)
+            ),
+            "unknown_actor",
+            f"{who!r} is not an active member of staff in configuration version 1",
+        )
+    refused(
+        lambda: case_rules.check_raise(
+            defn,
+            RaiseCase(reference="HOC-8", topic="t", raised_by="alice", extra_tasks=["plan"]),
+        ),
+        "task_not_allowed",
+        "task 'plan' is not an optional task of workflow type 'wt' version 1 "
+        "(optional tasks: review, long_review, statutory_review)",
     )
 
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.messages import CompleteTask, RaiseCase
-from starter.client import CaseClient, RequestRefusedError
+from domain.errors import RequestRefused
+from domain.messages import COMPLETE_TASK
+from models.messages import CaseInput, CompleteTask, RaiseCase
+from starter.client import CLIENT_REFUSAL_CODES, CaseClient, RequestRefusedError
 from starter.raise_check import store_raise_check
+from store.db import create_schema, make_engine
 from tests.helpers.workflow_harness import case_engine
+from workflows.case_workflow import HousingOptionsCase
 
 
 async def test_a_repeated_raise_returns_the_case_and_a_different_one_is_refused(
@@ -94,3 +99,36 @@ async def test_the_raise_check_refuses_before_anything_starts(tmp_path: Path) ->
         with pytest.raises(RPCError) as missing:
             await eng.env.client.get_workflow_handle("case-RAISE-0004").describe()
         assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+def test_no_configuration_is_a_refusal(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    create_schema(engine)
+    case = RaiseCase(reference="RAISE-0005", topic="care-leaver", raised_by="adviser1")
+    with pytest.raises(RequestRefused) as refused:
+        store_raise_check(engine)(case)
+    assert refused.value.code == "no_configuration"
+    assert "config load" in str(refused.value)  # says what to do
+    engine.dispose()
+
+
+def test_a_message_before_the_case_opens_is_refused_as_not_open_yet() -> None:
+    # The update validator of a case that has not pinned its definition yet (a raise that
+    # did not wait for it): the caller is told to try again, nothing reaches history.
+    case = HousingOptionsCase(
+        CaseInput(case=RaiseCase(reference="RAISE-0006", topic="t", raised_by="adviser1"))
+    )
+    req = CompleteTask(request_id="r", actor="adviser1", task="call-back")
+    with pytest.raises(ApplicationError) as refused:
+        case._validate(COMPLETE_TASK, req)
+    assert refused.value.type == "case_not_open_yet"
+
+
+def test_every_client_refusal_code_is_exercised() -> None:
+    # Keep CLIENT_REFUSAL_CODES and the tests in step: each code appears in a test.
+    sources = "".join(
+        (Path(__file__).parent / name).read_text(encoding="utf-8")
+        for name in ("test_client_raise.py", "test_case_workflow.py", "test_cli_errors.py")
+    )
+    missing = [code for code in CLIENT_REFUSAL_CODES if f'"{code}"' not in sources]
+    assert missing == []
