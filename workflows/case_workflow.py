@@ -59,6 +59,7 @@ _STORE_RETRY = RetryPolicy(
 _LOCAL_TIMEOUT = timedelta(seconds=30)
 _ALERT_TIMEOUT = timedelta(seconds=30)
 
+
 def case_workflow_id(reference: str) -> str:
     """The workflow ID of a case: the council's reference, never personal data."""
     return f"case-{reference}"
