@@ -131,6 +131,16 @@ class CaseworkActivities:
         _, directory = self.latest_configuration()
         now = datetime.now(UTC)
         with Session(self._engine) as session, session.begin():
+            if input.first_run_id is not None and not repository.claim_reference(
+                session, input.case_reference, input.first_run_id, now
+            ):
+                log.warning("reference already used by another case", case=input.case_reference)
+                raise ApplicationError(
+                    f"case reference {input.case_reference} belongs to a case raised before; "
+                    "a reference identifies one case: raise this one under a new reference",
+                    type="reference_in_use",
+                    non_retryable=True,
+                )
             result = allocation.allocate(session, directory, input, now)
         log.info(
             "allocated",

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from domain import planner
 from domain.errors import RequestRefused
+from domain.planner import audit
 from domain.sla_calendar import CalendarRangeError
 from models.case import CaseState, CaseTask, Owner
 from models.config import Key, Permission
@@ -45,7 +46,27 @@ REFUSAL_CODES: tuple[str, ...] = (
     "same_owner",
     "task_not_open",
     "reason_required",
+    "request_id_reused",
+    "invalid_request",
 )
+
+
+def check_request_id(
+    state: CaseState, action: str, req: AddTask | ReassignTask | CompleteTask | CloseCase
+) -> bool:
+    """Whether `req` repeats a request already handled (True: answer it with the current state,
+    change nothing). A request id names one request: a repeat with other content (another
+    message, another task, another reason) is refused, not mistaken for the first."""
+    if not is_duplicate(state, req.request_id):
+        return False
+    digest = state.request_digests.get(req.request_id)
+    if digest is not None and digest != audit.request_digest(action, req):
+        raise RequestRefused(
+            "request_id_reused",
+            f"request id {req.request_id!r} was used for another request on case "
+            f"{state.reference}; a request id names one request: send a new id",
+        )
+    return True
 
 
 def is_duplicate(state: CaseState, request_id: str) -> bool:

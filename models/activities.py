@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.case import CaseStatus, Owner, SlaStatus, TaskStatus
+from models.case import AuditEntry, CaseStatus, Owner, SlaStatus, TaskStatus
 from models.config import AllocationRuleConfig, EscalationRuleConfig, Indicator, Key
 
 
@@ -39,6 +39,9 @@ class AllocateInput(_Shape):
     # happens after the first allocation): the pair (case, target, purpose) is idempotent.
     purpose: str = "raise"
     requests: list[AllocationRequest]
+    # With the raise's allocation: the case's first run, which claims the reference for
+    # ever (a reference is one case; a later run under the same reference is refused).
+    first_run_id: str | None = None
 
 
 class AllocateResult(_Shape):
@@ -150,3 +153,7 @@ class CaseRecord(CaseFacts):
     tasks: list[TaskRecord]
     # Monotonic per case: a late retry of an older record never overwrites a newer one.
     revision: int
+    # Audit entries not recorded before, numbered from `audit_from` (the store keeps each
+    # number once, so a retried or repeated record adds nothing).
+    audit: list[AuditEntry] = Field(default_factory=list)
+    audit_from: int = 0

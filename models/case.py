@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from models.config import Indicator, Key
 from models.period import Period
@@ -125,9 +125,23 @@ class CaseState(BaseModel):
     close_reason: str | None = None
     tasks: list[CaseTask] = Field(default_factory=list)
     case_sla: CaseSla | None = None
+    # The latest entries of the audit trail (the whole trail is in the store, written with
+    # each record of the case): a case's own state stays within Temporal's payload limits
+    # however many messages it receives. `audit_total` counts every entry ever written, so
+    # the entry audit[i] is number audit_total - len(audit) + i of the trail.
     audit: list[AuditEntry] = Field(default_factory=list)
-    # Request ids already handled: a repeated id changes nothing.
+    audit_total: int = 0
+    # Request ids already handled (the latest REQUESTS_KEPT): a repeated id with the same
+    # content changes nothing; with other content it is refused. `request_digests` holds the
+    # content digest of each id handled since digests were kept.
     request_ids: list[str] = Field(default_factory=list)
+    request_digests: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _count_earlier_audit(self) -> CaseState:
+        # A state carried from before `audit_total` was kept counts the entries it holds.
+        self.audit_total = max(self.audit_total, len(self.audit))
+        return self
 
     def task(self, key: Key) -> CaseTask | None:
         return next((t for t in self.tasks if t.key == key), None)

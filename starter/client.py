@@ -39,7 +39,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import RequestRefused
@@ -307,6 +307,10 @@ class CaseClient:
                     await handle.result()
                 except WorkflowFailureError as failed:
                     cause = failed.cause
+                    # A refusal from an activity (pinning, claiming the reference) comes
+                    # wrapped in the activity's failure.
+                    while isinstance(cause, ActivityError) and cause.cause is not None:
+                        cause = cause.cause
                     if isinstance(cause, ApplicationError):
                         code = _RAISE_FAILURE_CODES.get(cause.type or "", cause.type or "refused")
                         raise RequestRefusedError(code, cause.message) from None

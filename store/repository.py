@@ -21,11 +21,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.activities import Alert, AlertKey, CaseRecord, TaskRecord
-from models.case import CASE_TARGET, Owner, TaskStatus
+from models.case import CASE_TARGET, AuditEntry, Owner, TaskStatus
 from models.config import Configuration, Indicator, Key
 from store.schema import (
     Allocation,
     Base,
+    CaseAuditRow,
+    CaseReference,
     ConfigVersion,
     InboxAlert,
     RoundRobin,
@@ -318,6 +320,18 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
     of this one). Returns whether the record was written."""
     case_values = _case_values(record)
     with Session(engine) as session, session.begin():
+        if record.audit:
+            # Entries never change: insert-if-absent by number, whatever the revision.
+            session.execute(
+                _insert(session, CaseAuditRow)
+                .values(
+                    [
+                        _audit_values(record.reference, record.audit_from + i, entry)
+                        for i, entry in enumerate(record.audit)
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["case_reference", "seq"])
+            )
         stmt = _insert(session, StoredCase).values(**case_values)
         upsert = stmt.on_conflict_do_update(
             index_elements=["reference"],
@@ -334,6 +348,63 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
                 [_task_values(record.reference, t) for t in record.tasks],
             )
     return True
+
+
+def claim_reference(session: Session, reference: str, first_run_id: str, now: datetime) -> bool:
+    """Claim `reference` for the case whose first run is `first_run_id`, inside the caller's
+    transaction. True when it is this case's (newly claimed, or claimed by it before: a
+    retry); False when another case has it, or a case recorded before claims were kept."""
+    claimed = select(CaseReference.first_run_id).where(CaseReference.reference == reference)
+    owner = session.scalars(claimed).first()
+    if owner is None:
+        if session.get(StoredCase, reference) is not None:
+            return False  # a case recorded before references were claimed
+        session.execute(
+            _insert(session, CaseReference)
+            .values(reference=reference, first_run_id=first_run_id, claimed_at=now)
+            .on_conflict_do_nothing(index_elements=["reference"])
+        )
+        owner = session.scalars(claimed).one()  # ours, or a concurrent claim's
+    return owner == first_run_id
+
+
+def _audit_values(reference: str, seq: int, entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "case_reference": reference,
+        "seq": seq,
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "outcome": entry.outcome,
+        "request_id": entry.request_id,
+        "task_key": entry.task,
+        "detail": entry.detail,
+    }
+
+
+def _audit_from_row(row: CaseAuditRow) -> AuditEntry:
+    return AuditEntry(
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        outcome=row.outcome,
+        request_id=row.request_id,
+        task=row.task_key,
+        detail=row.detail,
+    )
+
+
+def case_audit(engine: Engine, reference: str, *, limit: int = 10_000) -> list[AuditEntry]:
+    """The whole audit trail of case `reference` as recorded, oldest first (the case itself
+    keeps only its latest entries)."""
+    query = (
+        select(CaseAuditRow)
+        .where(CaseAuditRow.case_reference == reference)
+        .order_by(CaseAuditRow.seq)
+        .limit(limit)
+    )
+    with Session(engine) as session:
+        return [_audit_from_row(row) for row in session.scalars(query)]
 
 
 def load_case(engine: Engine, reference: str) -> CaseRecord | None:

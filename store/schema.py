@@ -163,6 +163,35 @@ class StoredTask(Base):
     sla_status: Mapped[str | None] = mapped_column(String(32))
 
 
+class CaseReference(Base):
+    """A case reference and the first workflow run that claimed it when its case opened: a
+    reference names one case for ever, whatever ID reuse policy a starter asked Temporal for,
+    so a second case can never write alerts or records under the first one's keys."""
+
+    __tablename__ = "case_references"
+
+    reference: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    first_run_id: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CaseAuditRow(Base):
+    """One entry of a case's audit trail, numbered from 0 in the order the case wrote it.
+    The case keeps only its latest entries; this table keeps them all, each number once."""
+
+    __tablename__ = "case_audit"
+
+    case_reference: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(KEY))
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(KEY))
+    task_key: Mapped[str | None] = mapped_column(String(KEY))
+    detail: Mapped[str] = mapped_column(Text)
+
+
 class Allocation(Base):
     """The answer the allocate activity gave for (case, target, purpose): a retry returns it
     rather than choosing again. `owner_kind`/`owner_key` are empty when nobody was available,

@@ -7,9 +7,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from domain import case_rules, planner
-from domain.errors import RequestRefused
+from domain.errors import RequestRefused, describe_invalid
 from models.case import CaseState, Owner
 from models.definition import CaseDefinition
 from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
@@ -61,7 +62,7 @@ def _case(owners: dict[str, Owner] | None = None) -> tuple[CaseDefinition, CaseS
     return defn, state
 
 
-def refused(check: Callable[[], None], code: str, message: str) -> None:
+def refused(check: Callable[[], object], code: str, message: str) -> None:
     with pytest.raises(RequestRefused) as info:
         check()
     assert info.value.code == code
@@ -117,6 +118,41 @@ def test_duplicate_request_ids() -> None:
     assert not case_rules.is_duplicate(state, "r-done")
     planner.complete_task(defn, state, done(), NOW)
     assert case_rules.is_duplicate(state, "r-done")
+
+
+def test_a_request_id_names_one_request() -> None:
+    defn, state = _case()
+    assert not case_rules.check_request_id(state, "complete_task", done())
+    planner.complete_task(defn, state, done(), NOW)
+    # The same request again: a duplicate, answered with the current state.
+    assert case_rules.check_request_id(state, "complete_task", done())
+    # The same id for other content: refused, not taken for the first.
+    refused(
+        lambda: case_rules.check_request_id(state, "complete_task", done(key="plan")),
+        "request_id_reused",
+        "request id 'r-done' was used for another request on case HOC-7; a request id "
+        "names one request: send a new id",
+    )
+    other = CloseCase(request_id="r-done", actor="bob", reason="resolved")
+    with pytest.raises(RequestRefused):
+        case_rules.check_request_id(state, "close_case", other)
+
+
+def test_an_invalid_payload_is_described_without_its_value() -> None:
+    secret = "Flat 2, 10 Acacia Avenue"  # personal data in the wrong place
+    with pytest.raises(ValidationError) as invalid:
+        CompleteTask.model_validate(
+            {"request_id": "r", "actor": ["x"], "task": 3, "note": 5, secret: 1}
+        )
+    why = describe_invalid(CompleteTask, invalid.value)
+    assert secret not in why and "Acacia" not in why
+    assert why.startswith("not a valid CompleteTask: ")
+    assert "actor: " in why and "task: " in why and "(field): " in why
+    err = RequestRefused("invalid_request", why)
+    assert err.code in case_rules.REFUSAL_CODES
+    assert describe_invalid(CompleteTask, ValueError("x")) == (
+        "not a CompleteTask (a JSON object with its fields)"
+    )
 
 
 # --- common refusals --------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.common import RawValue
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -120,7 +122,9 @@ def test_a_message_before_the_case_opens_is_refused_as_not_open_yet() -> None:
     )
     req = CompleteTask(request_id="r", actor="adviser1", task="call-back")
     with pytest.raises(ApplicationError) as refused:
-        case._validate(COMPLETE_TASK, req)
+        case._validate(
+            COMPLETE_TASK, RawValue(pydantic_data_converter.payload_converter.to_payload(req))
+        )
     assert refused.value.type == "case_not_open_yet"
 
 

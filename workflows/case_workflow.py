@@ -17,11 +17,12 @@ here (tests/test_workflow_imports.py guards it): the sandbox re-imports them for
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
 
     from domain import case_rules, planner
     from domain.case_display import case_details_markdown
-    from domain.errors import RequestRefused
+    from domain.errors import RequestRefused, describe_invalid, is_key
     from domain.messages import MESSAGES, Message
     from domain.planner import audit
     from models.activities import (
@@ -65,10 +66,39 @@ def case_workflow_id(reference: str) -> str:
     return f"case-{reference}"
 
 
-def _task_of(req: Any) -> str | None:
-    """The task a message is about (None: the case itself)."""
-    task: str | None = getattr(req, "task", None)
-    return task
+def _decode(msg: Message[Any], raw: RawValue) -> Any:
+    """The request of `msg` in `raw`, or RequestRefused `invalid_request` naming each field
+    and the rule it breaks, never the value sent (it may be personal data, or huge)."""
+    try:
+        return workflow.payload_converter().from_payload(raw.payload, msg.request)
+    except Exception as err:  # a ValidationError, or a payload that is not JSON at all
+        raise RequestRefused("invalid_request", describe_invalid(msg.request, err)) from None
+
+
+def _raw_fields(raw: RawValue) -> dict[str, Any]:
+    """The top-level fields of a JSON object payload ({} for anything else)."""
+    try:
+        value = json.loads(raw.payload.data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _claimed_identity(raw: RawValue) -> tuple[str, str | None]:
+    """Who a message says it is from, and its request id, for the audit entry of a refusal:
+    kept only when each is a well-formed key, so a refusal never stores what it refused."""
+    fields = _raw_fields(raw)
+    actor, request_id = fields.get("actor"), fields.get("request_id")
+    return (
+        actor if is_key(actor) else "(invalid)",
+        request_id if is_key(request_id) else None,
+    )
+
+
+def _task_of(raw: RawValue) -> str | None:
+    """The task a message names (None: the case itself, or not a well-formed key)."""
+    task = _raw_fields(raw).get("task")
+    return task if is_key(task) else None
 
 
 def _install_message_handlers(cls: type[HousingOptionsCase]) -> type[HousingOptionsCase]:
@@ -82,19 +112,21 @@ def _install_message_handlers(cls: type[HousingOptionsCase]) -> type[HousingOpti
 
 
 def _install(cls: type[HousingOptionsCase], msg: Message[Any]) -> None:
-    async def signal(self: HousingOptionsCase, req: Any) -> None:
-        await self._handle(msg, req, via="signal")
+    async def signal(self: HousingOptionsCase, raw: RawValue) -> None:
+        await self._handle(msg, raw, via="signal")
 
-    async def update(self: HousingOptionsCase, req: Any) -> TaskView | None:
-        return await self._handle(msg, req, via="update")
+    async def update(self: HousingOptionsCase, raw: RawValue) -> TaskView | None:
+        return await self._handle(msg, raw, via="update")
 
-    def validate(self: HousingOptionsCase, req: Any) -> None:
-        self._validate(msg, req)
+    def validate(self: HousingOptionsCase, raw: RawValue) -> None:
+        self._validate(msg, raw)
 
-    # The SDK decodes each payload into the type hint of the handler's parameter.
-    signal.__annotations__ = {"req": msg.request, "return": None}
-    update.__annotations__ = {"req": msg.request, "return": TaskView | None}
-    validate.__annotations__ = {"req": msg.request, "return": None}
+    # The handlers take the raw payload and decode it themselves (`_decode`): a payload that
+    # does not fit the request model is refused and audited rather than dropped by the SDK
+    # with a log line quoting it.
+    signal.__annotations__ = {"raw": RawValue, "return": None}
+    update.__annotations__ = {"raw": RawValue, "return": TaskView | None}
+    validate.__annotations__ = {"raw": RawValue, "return": None}
     for fn, name in ((signal, f"{msg.name}_signal"), (update, f"{msg.name}_update")):
         fn.__name__ = name
         fn.__qualname__ = f"{cls.__qualname__}.{name}"
@@ -129,6 +161,11 @@ class HousingOptionsCase:
         # store can ignore a late retry of an older record.
         self._revision = input.carried.revision if input.carried is not None else 0
         self._recorded_revision = self._revision
+        # Audit entries numbered below this are in the store. A new run records everything
+        # its state holds once (the store keeps each entry once, by its number).
+        self._audit_recorded = 0
+        if self._state is not None:
+            self._audit_recorded = self._state.audit_total - len(self._state.audit)
 
     # ------------------------------------------------------------------ run
 
@@ -214,6 +251,7 @@ class HousingOptionsCase:
                 raised_by=input.case.raised_by,
                 on=planner.case_today(defn, now),
                 requests=requests,
+                first_run_id=workflow.info().first_execution_run_id,
             ),
             result_type=AllocateResult,
             start_to_close_timeout=_LOCAL_TIMEOUT,
@@ -378,12 +416,15 @@ class HousingOptionsCase:
         state, _ = self._require()
         await workflow.execute_local_activity(
             "record_case",
-            planner.case_record(state, self._revision),
+            planner.case_record(state, self._revision, audit_from=self._audit_recorded),
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
             summary="record case",
         )
         self._recorded_revision = self._revision
+        # The store has the trail up to here: the state keeps only the latest entries.
+        self._audit_recorded = state.audit_total
+        audit.trim(state)
 
     def _refresh_display(self) -> None:
         state, defn = self._require()
@@ -397,24 +438,34 @@ class HousingOptionsCase:
 
     # ------------------------------------------------------------ messages
 
-    async def _handle(self, msg: Message[Any], req: Any, *, via: str) -> TaskView | None:
-        """One path for every message: dedupe, check, allocate if the row asks, change, audit."""
+    async def _handle(self, msg: Message[Any], raw: RawValue, *, via: str) -> TaskView | None:
+        """One path for every message: decode, dedupe, check, allocate if the row asks,
+        change, audit. A message that does not decode, or fails its check, is refused: in the
+        audit trail (a signal) or to the caller (an update), never by breaking the case."""
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
             state, defn = self._require()
-            if case_rules.is_duplicate(state, req.request_id):
-                workflow.logger.info(
-                    "duplicate request ignored", extra={"case": state.reference, "via": via}
-                )
-                return self._view(req, duplicate=True)
-            # Fire anything due before the message's instant first, so the audit trail and
-            # the alerts read in the order things happened.
-            await self._carry_out_due_actions()
             try:
+                req = _decode(msg, raw)
+                if case_rules.check_request_id(state, msg.name, req):
+                    workflow.logger.info(
+                        "duplicate request ignored", extra={"case": state.reference, "via": via}
+                    )
+                    return self._view(req, duplicate=True)
+                # Fire anything due before the message's instant first, so the audit trail
+                # and the alerts read in the order things happened.
+                await self._carry_out_due_actions()
                 msg.check(defn, state, req, workflow.now())
             except RequestRefused as refused:
-                audit.refused(state, workflow.now(), req, msg.name, _task_of(req), refused)
+                actor, request_id = _claimed_identity(raw)
+                audit.refused(
+                    state, workflow.now(), actor, request_id, msg.name, _task_of(raw), refused
+                )
                 self._touch()
+                # Record (and so trim) the trail at once: a flood of refused messages must not
+                # grow the state. Cases started before this wait for their next change.
+                if workflow.patched("record-refusals"):
+                    self._changed = True
                 workflow.logger.info(
                     "request refused",
                     extra={"case": state.reference, "via": via, "code": refused.code},
@@ -435,20 +486,21 @@ class HousingOptionsCase:
 
     def _view(self, req: Any, *, duplicate: bool) -> TaskView | None:
         state, _ = self._require()
-        key = _task_of(req)
+        key = getattr(req, "task", None)
         if key is None or state.task(key) is None:
             return None
         return planner.task_view(state, key, duplicate=duplicate)
 
-    def _validate(self, msg: Message[Any], req: Any) -> None:
+    def _validate(self, msg: Message[Any], raw: RawValue) -> None:
         """Update validator: refuse before anything is written to history."""
         if self._state is None or self._defn is None:
             raise ApplicationError(
                 "the case has not opened yet; try again in a moment", type="case_not_open_yet"
             )
-        if case_rules.is_duplicate(self._state, req.request_id):
-            return
         try:
+            req = _decode(msg, raw)
+            if case_rules.check_request_id(self._state, msg.name, req):
+                return
             msg.check(self._defn, self._state, req, workflow.now())
         except RequestRefused as refused:
             raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None

@@ -56,8 +56,11 @@ def open_task_owner_keys(state: CaseState) -> list[Key]:
     return sorted({t.owner.key for t in open_tasks(state) if t.owner is not None})
 
 
-def case_record(state: CaseState, revision: int) -> CaseRecord:
-    """The reporting copy of the case the store keeps (and workload allocation reads)."""
+def case_record(state: CaseState, revision: int, *, audit_from: int | None = None) -> CaseRecord:
+    """The reporting copy of the case the store keeps (and workload allocation reads), with
+    the audit entries numbered `audit_from` and later that the state holds (default: all)."""
+    first = state.audit_total - len(state.audit)  # the number of state.audit[0]
+    start = first if audit_from is None else max(audit_from, first)
     return project(
         CaseRecord,
         state,
@@ -65,4 +68,6 @@ def case_record(state: CaseState, revision: int) -> CaseRecord:
         case_due_at=state.case_sla.due_at if state.case_sla else None,
         revision=revision,
         tasks=[project(TaskRecord, t) for t in state.tasks],
+        audit=state.audit[start - first :],
+        audit_from=start,
     )
