@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.planner import audit
-from domain.planner.construction import new_task, set_owner
+from domain.planner.construction import add_owner_change, new_task, set_owner
 from domain.planner.indicators import SPECS, Holder, worse
 from domain.planner.lookups import sla_calendar_of, sla_for, task_sla
 from domain.planner.schedule import GROUP_CASE, Event
@@ -190,8 +190,8 @@ def _escalation_reassign(state: CaseState, action: FireIndicator, new_owner: Own
         if task.owner == new_owner:
             return
         task.owner = new_owner
-        task.owner_history.append(
-            OwnerChange(at=action.at, owner=new_owner, reason="escalation", by=SYSTEM)
+        add_owner_change(
+            task, OwnerChange(at=action.at, owner=new_owner, reason="escalation", by=SYSTEM)
         )
     audit.system(state, action.at, f"{what}_reassigned", action.task, f"escalation to {new_owner}")
 

@@ -52,12 +52,23 @@ def new_task(
     )
 
 
+# Owner changes a task keeps (every change is also in the audit trail, kept whole in the store).
+OWNER_HISTORY_KEPT = 50
+
+
 def set_owner(task: CaseTask, owner: Owner | None, at: datetime, reason: str, by: Key) -> None:
     """Give `task` to `owner` (nothing when None), keeping the owner history."""
     if owner is None:
         return
     task.owner = owner
-    task.owner_history.append(OwnerChange(at=at, owner=owner, reason=reason, by=by))
+    add_owner_change(task, OwnerChange(at=at, owner=owner, reason=reason, by=by))
+
+
+def add_owner_change(task: CaseTask, change: OwnerChange) -> None:
+    """Append to the task's owner history, which keeps the latest OWNER_HISTORY_KEPT."""
+    task.owner_history.append(change)
+    if len(task.owner_history) > OWNER_HISTORY_KEPT:
+        del task.owner_history[: len(task.owner_history) - OWNER_HISTORY_KEPT]
 
 
 def lag_start(defn: CaseDefinition, task: CaseTask, anchor: datetime) -> datetime:

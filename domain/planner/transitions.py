@@ -11,7 +11,7 @@ from datetime import datetime
 
 from domain.planner import audit
 from domain.planner.actions import open_task
-from domain.planner.construction import lag_start, new_task, set_owner
+from domain.planner.construction import add_owner_change, lag_start, new_task, set_owner
 from models.case import CaseState, CaseTask, Owner, OwnerChange
 from models.config import Key
 from models.definition import CaseDefinition
@@ -45,7 +45,7 @@ def reassign_task(
     task = require_task(state, req.task)
     previous = task.owner
     task.owner = req.to
-    task.owner_history.append(OwnerChange(at=now, owner=req.to, reason=req.reason, by=req.actor))
+    add_owner_change(task, OwnerChange(at=now, owner=req.to, reason=req.reason, by=req.actor))
     audit.accepted(
         state, req, now, "reassign_task", req.task, f"{previous} -> {req.to} ({req.reason})"
     )
