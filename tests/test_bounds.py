@@ -4,6 +4,7 @@ limits (the ones too large for a file in tests/config_errors)."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -322,3 +323,25 @@ def test_a_definition_too_large_to_pin_is_refused_naming_the_topic() -> None:
         update={"users": [u.model_copy(update={"absences": u.absences[:1]}) for u in config.users]}
     )
     assert len(build_case_definition(small, 1, "threatened", TODAY).model_dump_json()) < 10_000
+
+
+def test_the_command_line_refuses_naming_the_fields_not_the_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from starter.cli import main
+
+    monkeypatch.setenv("DEMO_DIR", str(tmp_path / "no-demo"))
+    code = main(
+        ["--json", "complete", "HO-1", "call-back", "--by", MARKER * 50,
+         "--note", f"{MARKER}\x07"]
+    )  # fmt: skip
+    assert code == 1
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert error == {
+        "code": "invalid_input",
+        "message": "actor: at most 100 characters; "
+        "note: no control characters other than newline and tab",
+    }
+    code = main(["--json", "list", "--owner", f"{MARKER} x"])
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert code == 1 and error["code"] == "invalid_filter" and MARKER not in error["message"]
