@@ -10,9 +10,16 @@ the item and the rule (see `domain.config_errors`):
 1. YAML syntax (rule `yaml`), including a key written twice in one mapping, which YAML would
    otherwise resolve silently by keeping the last value;
 2. the schema (rule `schema`): every item is checked on its own against its pydantic model,
-   so one bad item does not hide the errors of the others;
+   so one bad item does not hide the errors of the others; a message names the field and the
+   rule, never the value (which may be a member of staff's name, or megabytes long);
 3. the semantic rules of `domain.config_validation` (`load_and_validate` only), run on the
    items that passed the schema; references to items that failed it are not reported again.
+
+Before any of these, the sizes (rule `size-limit`, `models.bounds`): a file over
+`CONFIG_FILE_MAX_BYTES`, a folder over `CONFIG_TOTAL_MAX_BYTES` in all, or a single file over
+`CONFIG_TOTAL_MAX_BYTES` is refused before its YAML is parsed; a file whose aliases expand to
+more than `YAML_MAX_NODES` nodes, and a section with more items than `MAX_ITEMS` allows, are
+refused before their items are read.
 
 YAML 1.1 reads `17:00` as the base-60 integer 1020, which pydantic would then take as a
 number of seconds (00:17). This loader reads such values as strings, as YAML 1.2 does, so
@@ -30,12 +37,24 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
-from domain.config_errors import ConfigIssue, ConfigurationError, item_label, section_file
+from domain.config_errors import (
+    ConfigIssue,
+    ConfigurationError,
+    item_label,
+    section_file,
+    shown_key,
+)
 from domain.config_validation import validate_configuration
+from models.bounds import (
+    CONFIG_FILE_MAX_BYTES,
+    CONFIG_TOTAL_MAX_BYTES,
+    YAML_MAX_NODES,
+    describe_error,
+)
 from models.config import (
     CONFIG_FILES,
+    MAX_ITEMS,
     AllocationRuleConfig,
     CalendarConfig,
     Configuration,
@@ -131,6 +150,9 @@ def _parse(text: str, file: str, issues: list[ConfigIssue]) -> _Document | None:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and (expanded := _expanded_nodes(node)) is not None:
+            issues.append(ConfigIssue(file, WHOLE_FILE, "size-limit", expanded))
+            return None
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -149,6 +171,9 @@ def _parse(text: str, file: str, issues: list[ConfigIssue]) -> _Document | None:
     except yaml.YAMLError as error:
         issues.append(ConfigIssue(file, WHOLE_FILE, "yaml", f"invalid YAML: {error}"))
         return None
+    except RecursionError:
+        issues.append(ConfigIssue(file, WHOLE_FILE, "yaml", "invalid YAML: nested too deeply"))
+        return None
     finally:
         loader.dispose()
     for key, line in loader.repeated_keys:
@@ -157,13 +182,50 @@ def _parse(text: str, file: str, issues: list[ConfigIssue]) -> _Document | None:
                 file,
                 WHOLE_FILE,
                 "yaml",
-                f"key {key!r} is repeated in one mapping (YAML would silently keep the last)",
+                f"key {shown_key(key)} is repeated in one mapping "
+                "(YAML would silently keep the last)",
                 line,
             )
         )
     if loader.repeated_keys:
         return None
     return _Document(data, node)
+
+
+def _expanded_nodes(root: yaml.Node) -> str | None:
+    """Why the document `root` is too large once its aliases are expanded (more than
+    `YAML_MAX_NODES` nodes, or an alias inside its own anchor), or None. An alias is the node
+    it names, so a node's expanded size is counted once and reused (iteratively: the nesting
+    may be deep)."""
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if children_done:
+            open_nodes.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            if size[id(node)] > YAML_MAX_NODES:
+                return (
+                    f"the YAML expands to more than {YAML_MAX_NODES:,} values (through its "
+                    "aliases), over the limit"
+                )
+            continue
+        if id(node) in size:
+            continue
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                return "an alias refers to a node that contains it (a recursive structure)"
+            if id(child) not in size:
+                stack.append((child, False))
+    return None
 
 
 # ---------------------------------------------------------------------- loading
@@ -227,12 +289,25 @@ def _read_folder(folder: Path, loaded: _Loaded) -> dict[str, tuple[Any, yaml.Nod
                     "not a configuration file; expected any of " + ", ".join(CONFIG_FILES.values()),
                 )
             )
+    present = {s: folder / n for s, n in CONFIG_FILES.items() if (folder / n).exists()}
+    total = sum(_file_size(file) for file in present.values())
     for section, name in CONFIG_FILES.items():
         loaded.files[section] = name
-        file = folder / name
-        if not file.exists():
-            continue
-        document = _read_file(file, name, loaded.issues)
+    if total > CONFIG_TOTAL_MAX_BYTES:
+        loaded.issues.append(
+            ConfigIssue(
+                folder.name or str(folder),
+                WHOLE_FILE,
+                "size-limit",
+                f"the configuration files are {_megabytes(total)} in all, over the limit of "
+                f"{_megabytes(CONFIG_TOTAL_MAX_BYTES)}",
+            )
+        )
+        loaded.unparsed.update(dict.fromkeys(CONFIG_FILES))
+        return sections
+    for section, file in present.items():
+        name = CONFIG_FILES[section]
+        document = _read_file(file, name, loaded.issues, CONFIG_FILE_MAX_BYTES)
         if document is None:
             loaded.unparsed[section] = None
             continue
@@ -243,7 +318,8 @@ def _read_folder(folder: Path, loaded: _Loaded) -> dict[str, tuple[Any, yaml.Nod
 def _read_single_file(path: Path, loaded: _Loaded) -> dict[str, tuple[Any, yaml.Node | None]]:
     for section in CONFIG_FILES:
         loaded.files[section] = f"{path.name} ({section})"
-    document = _read_file(path, path.name, loaded.issues)
+    # One file holds every section: it has the limit of a whole configuration.
+    document = _read_file(path, path.name, loaded.issues, CONFIG_TOTAL_MAX_BYTES)
     if document is None:
         loaded.unparsed.update(dict.fromkeys(CONFIG_FILES))
         return {}
@@ -274,7 +350,7 @@ def _read_single_file(path: Path, loaded: _Loaded) -> dict[str, tuple[Any, yaml.
                     path.name,
                     str(key),
                     "schema",
-                    f"unknown section {key!r}; expected any of " + ", ".join(CONFIG_FILES),
+                    f"unknown section {shown_key(key)}; expected any of " + ", ".join(CONFIG_FILES),
                     line,
                 )
             )
@@ -283,7 +359,21 @@ def _read_single_file(path: Path, loaded: _Loaded) -> dict[str, tuple[Any, yaml.
     return sections
 
 
-def _read_file(path: Path, name: str, issues: list[ConfigIssue]) -> _Document | None:
+def _read_file(
+    path: Path, name: str, issues: list[ConfigIssue], max_bytes: int
+) -> _Document | None:
+    size = _file_size(path)
+    if size > max_bytes:
+        # Refused unread: YAML and pydantic would take seconds and gigabytes on a huge file.
+        issues.append(
+            ConfigIssue(
+                name,
+                WHOLE_FILE,
+                "size-limit",
+                f"the file is {_megabytes(size)}, over the limit of {_megabytes(max_bytes)}",
+            )
+        )
+        return None
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -313,6 +403,19 @@ def _read_items(
         )
         loaded.unparsed[section] = None
         return []
+    if len(data) > MAX_ITEMS[section]:
+        line = node.start_mark.line + 1 if node is not None else None
+        loaded.issues.append(
+            ConfigIssue(
+                file,
+                WHOLE_FILE,
+                "size-limit",
+                f"{len(data):,} items, over the limit of {MAX_ITEMS[section]:,} for {section}",
+                line,
+            )
+        )
+        loaded.unparsed[section] = None
+        return []
     item_nodes: Sequence[yaml.Node] = node.value if isinstance(node, yaml.SequenceNode) else []
     model = _ITEM_MODELS[section]
     good: list[BaseModel] = []
@@ -333,7 +436,7 @@ def _read_items(
                         file,
                         label,
                         "schema",
-                        _schema_message(detail),
+                        describe_error(detail),
                         where.start_mark.line + 1 if where is not None else None,
                     )
                 )
@@ -343,18 +446,6 @@ def _read_items(
     if failed:
         loaded.unparsed[section] = frozenset(failed)
     return good
-
-
-def _schema_message(detail: ErrorDetails) -> str:
-    """A pydantic error as `field.path: message`, without the union member tags pydantic puts
-    in locations (`predecessors.list[str].0` reads `predecessors.0`)."""
-    loc = ".".join(str(p) for p in detail["loc"] if not (isinstance(p, str) and "[" in p))
-    message = detail["msg"].removeprefix("Value error, ")
-    if detail["type"] == "extra_forbidden":
-        message = "unknown field (extra inputs are not permitted)"
-    elif not isinstance(detail.get("input"), dict | list) and detail["type"] != "missing":
-        message += f" (got {detail.get('input')!r})"
-    return f"{loc}: {message}" if loc else message
 
 
 def _node_at(node: yaml.Node | None, loc: Sequence[int | str]) -> yaml.Node | None:
@@ -376,6 +467,18 @@ def _node_at(node: yaml.Node | None, loc: Sequence[int | str]) -> yaml.Node | No
         else:
             return node
     return node
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reading it reports the error
+
+
+def _megabytes(size: int) -> str:
+    # Two decimals: a file just over its limit must not read "2.0 MB, over the limit of 2.0 MB".
+    return f"{size / (1024 * 1024):.2f} MB"
 
 
 def _kind(data: object) -> str:

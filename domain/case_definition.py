@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import date
 from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
 
 from domain.bank_holidays import bank_holidays
 from domain.calendars import sla_calendar
 from domain.sla_calendar import SlaCalendar
 from domain.task_paths import reachable_tasks
+from models.bounds import PINNED_DEFINITION_MAX_BYTES
 from models.config import (
     CalendarConfig,
     Configuration,
@@ -89,7 +93,9 @@ def build_case_definition(
     optional tasks and follow-on additions, transitively) and the calendars they use (closed days
     resolved for `on.year - 1` .. `on.year + 3`), and all escalation rules, allocation
     rules, users and roles. Raises DefinitionError when the topic is unknown or not in force on
-    `on`, or no version of its workflow type is."""
+    `on`, or no version of its workflow type is, or when the definition would be larger than
+    `PINNED_DEFINITION_MAX_BYTES` of JSON (Temporal refuses a payload over 2 MB: the case
+    would fail to open, or later to continue as new)."""
     topic = _topic(config, topic_key, on)
     workflow_type = _workflow_type(config, topic, on)
     task_definitions = _task_definitions(config, workflow_type)
@@ -109,7 +115,7 @@ def build_case_definition(
             )
         calendars[cfg.key] = resolve_calendar(cfg, on.year - YEARS_BEFORE, on.year + YEARS_AFTER)
 
-    return CaseDefinition(
+    definition = CaseDefinition(
         config_version=config_version,
         topic=topic,
         workflow_type=workflow_type,
@@ -125,6 +131,72 @@ def build_case_definition(
         users={u.key: u for u in config.users},
         roles={r.key: r for r in config.roles},
     )
+    size = len(definition.model_dump_json())
+    if size > PINNED_DEFINITION_MAX_BYTES:
+        raise DefinitionError(too_large_message(size))
+    return definition
+
+
+def too_large_message(size: int) -> str:
+    """Why a definition of `size` bytes of JSON cannot be pinned."""
+    return (
+        f"the definition a case of this topic pins would be {_kilobytes(size)} of JSON, over "
+        f"the limit of {_kilobytes(PINNED_DEFINITION_MAX_BYTES)} (every user, role and rule "
+        "is pinned, with the workflow type, its task definitions and calendars)"
+    )
+
+
+def pinned_definition_sizes(config: Configuration, on: date) -> dict[Key, int]:
+    """For each topic of `config`, a close upper bound of the bytes of JSON of the definition
+    a case of it pins (over every version of its workflow type, calendars resolved as for a
+    case raised on `on`). Measured in parts, so that the users, roles and rules every topic
+    pins are serialised once, not once per topic; references the configuration does not
+    resolve count nothing (validation reports them)."""
+    shared = sum(
+        _json_size(items)
+        for items in (
+            {u.key: u for u in config.users},
+            {r.key: r for r in config.roles},
+            {r.key: r for r in config.escalation_rules},
+            {r.key: r for r in config.allocation_rules},
+            # other_task_keys: at most every task key.
+            [t.key for t in config.task_definitions],
+        )
+    )
+    tasks_by_key = {t.key: t for t in config.task_definitions}
+    calendars_by_key = {c.key: c for c in config.calendars}
+    calendar_sizes: dict[Key, int] = {}
+    by_type: dict[Key, int] = {}
+    for wt in config.workflow_types:
+        tasks = {k: tasks_by_key[k] for k in reachable_tasks(wt, tasks_by_key) if k in tasks_by_key}
+        size = _json_size(wt) + _json_size(tasks)
+        slas = [wt.case_sla] + [t.sla for t in tasks.values() if t.sla is not None]
+        for key in {sla.calendar for sla in slas if sla.calendar in calendars_by_key}:
+            if key not in calendar_sizes:
+                snapshot = resolve_calendar(
+                    calendars_by_key[key], on.year - YEARS_BEFORE, on.year + YEARS_AFTER
+                )
+                calendar_sizes[key] = _json_size(snapshot)
+            size += calendar_sizes[key]
+        by_type[wt.key] = max(by_type.get(wt.key, 0), size)
+    # The field names, braces and the config version: a few hundred bytes.
+    framing = 400
+    sizes: dict[Key, int] = {}
+    for topic in config.topics:
+        size = shared + by_type.get(topic.workflow_type, 0) + _json_size(topic) + framing
+        sizes[topic.key] = max(sizes.get(topic.key, 0), size)
+    return sizes
+
+
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def _json_size(value: BaseModel | dict[Key, Any] | list[Key]) -> int:
+    return len(_ANY.dump_json(value))
+
+
+def _kilobytes(size: int) -> str:
+    return f"{size / 1024:,.0f} KB"
 
 
 def _topic(config: Configuration, topic_key: str, on: date) -> TopicConfig:

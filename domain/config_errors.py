@@ -7,10 +7,15 @@ the files sees the complete list instead of fixing one error per run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
+from models.bounds import KEY_MAX_LENGTH, KEY_PATTERN
 from models.config import CONFIG_FILES
+
+_KEY = re.compile(KEY_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,21 @@ def section_file(section: str) -> str:
 
 def item_label(section: str, key: object, version: object, index: int) -> str:
     """How an issue names an item: its key (plus `v<version>` for a workflow type), or its
-    1-based position `#<n>` in its file when it has no usable key."""
-    if not isinstance(key, str) or not key:
+    1-based position `#<n>` in its file when it has no usable key (none, or not a valid key:
+    an issue never quotes a value that broke its bound)."""
+    if not is_key(key):
         return f"#{index + 1}"
     if section == "workflow_types" and isinstance(version, int) and not isinstance(version, bool):
         return f"{key} v{version}"
     return key
+
+
+def is_key(value: object) -> TypeGuard[str]:
+    """Whether `value` is a valid key (`models.bounds.Key`): safe to quote in an issue."""
+    return isinstance(value, str) and len(value) <= KEY_MAX_LENGTH and bool(_KEY.match(value))
+
+
+def shown_key(value: object) -> str:
+    """`value` quoted for an issue's message when it is a valid key, else a placeholder: a
+    huge or odd value is never echoed."""
+    return repr(value) if is_key(value) else "(not shown: not a valid key)"

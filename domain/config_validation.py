@@ -23,6 +23,10 @@ turns a non-empty list into a `ConfigurationError`. The rules, each with its `ru
 - `no-workflow-type-in-force`: a topic in force in the coming year always has a workflow type
   version in force.
 - `targets-not-synchronised`: no task of a path can fall due after the case target (below).
+- `size-limit`: the definition a case of a topic pins stays under
+  `models.bounds.PINNED_DEFINITION_MAX_BYTES` of JSON (users, roles and rules are pinned
+  whole), so Temporal never refuses it (its payload limit is 2 MB). The loader reports the
+  other size limits (file sizes, items per section) under the same rule.
 
 Synchronised targets (docs/domain.md): for every workflow type version in force at some point in
 the 366 days from `today`, every start date in that window on which it is in force, and three
@@ -46,7 +50,7 @@ from datetime import date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from domain.case_definition import sla_calendars
+from domain.case_definition import pinned_definition_sizes, sla_calendars, too_large_message
 from domain.config_errors import ConfigIssue, item_label, section_file
 from domain.sla_calendar import SlaCalendar
 from domain.task_paths import (
@@ -56,6 +60,7 @@ from domain.task_paths import (
     resolve_predecessors,
     topological_order,
 )
+from models.bounds import PINNED_DEFINITION_MAX_BYTES
 from models.case import CASE_TARGET
 from models.config import (
     CalendarConfig,
@@ -167,6 +172,7 @@ class _Validator:
             self.workflow_type(wt)
         self.topics()
         self.synchronised_targets()
+        self.pinned_sizes()
 
     # ------------------------------------------------------------------ helpers
 
@@ -518,6 +524,11 @@ class _Validator:
                         f"{topic.workflow_type!r} is: a case of this topic could not be raised",
                     )
                     break
+
+    def pinned_sizes(self) -> None:
+        for topic, size in pinned_definition_sizes(self.config, self.today).items():
+            if size > PINNED_DEFINITION_MAX_BYTES:
+                self.add("topics", topic, "size-limit", too_large_message(size))
 
     # ------------------------------------------------------------------ synchronised targets
 

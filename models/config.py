@@ -3,7 +3,9 @@
 The files live in a folder (see `config/sample/`), one YAML file per kind.
 `domain.config_validation` checks the whole set (references, cycles, synchronised targets)
 and `config_files` reads the files. Every model forbids unknown fields, so a
-misspelt key is an error that names the field, not a silently ignored setting.
+misspelt key is an error that names the field, not a silently ignored setting. Every field is
+bounded (`models.bounds`): keys by a pattern and a length, names by a length and plain
+characters, lists by a count.
 """
 
 from __future__ import annotations
@@ -13,9 +15,26 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.bounds import (
+    MAX_ABSENCES,
+    MAX_ALLOCATION_RULES,
+    MAX_CALENDARS,
+    MAX_CLOSED_DATES,
+    MAX_ESCALATION_RULES,
+    MAX_PATH_STEPS,
+    MAX_ROLES,
+    MAX_TASK_DEFINITIONS,
+    MAX_TOPICS,
+    MAX_USERS,
+    MAX_VERSION,
+    MAX_WORKFLOW_TYPES,
+    Description,
+    Name,
+    TimeZoneName,
+)
+from models.bounds import Key as Key  # the key type, imported from here by most modules
 from models.period import Period
 
-Key = str
 Nation = Literal["england_and_wales", "scotland", "northern_ireland"]
 Indicator = Literal["amber", "target_exceeded", "follow_on"]
 INDICATORS: tuple[Indicator, ...] = ("amber", "target_exceeded", "follow_on")
@@ -43,14 +62,14 @@ class CalendarConfig(_Item):
     adds local closures (e.g. the office's training day)."""
 
     key: Key
-    name: str
+    name: Name
     kind: Literal["24x7", "working_days"]
-    time_zone: str = "Europe/London"
+    time_zone: TimeZoneName = "Europe/London"
     nation: Nation | None = "england_and_wales"
     opening: time = time(9, 0)
     closing: time = time(17, 0)
-    working_weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
-    extra_closed_dates: list[date] = Field(default_factory=list)
+    working_weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], max_length=7)
+    extra_closed_dates: list[date] = Field(default_factory=list, max_length=MAX_CLOSED_DATES)
 
 
 class Absence(_Item):
@@ -66,9 +85,9 @@ class UserConfig(_Item):
     attributes, so never the applicant's data)."""
 
     key: Key
-    display_name: str
+    display_name: Name
     disabled: bool = False
-    absences: list[Absence] = Field(default_factory=list)
+    absences: list[Absence] = Field(default_factory=list, max_length=MAX_ABSENCES)
 
     def available_on(self, day: date) -> bool:
         if self.disabled:
@@ -86,9 +105,9 @@ class RoleConfig(_Item):
     supervisors act on any case."""
 
     key: Key
-    name: str
-    members: list[Key] = Field(default_factory=list)
-    permissions: list[Permission] = Field(default_factory=list)
+    name: Name
+    members: list[Key] = Field(default_factory=list, max_length=MAX_USERS)
+    permissions: list[Permission] = Field(default_factory=list, max_length=8)
 
 
 class EscalationRuleConfig(_Item):
@@ -96,9 +115,9 @@ class EscalationRuleConfig(_Item):
     users, and optionally the task owner and the case owner. Each person is alerted once."""
 
     key: Key
-    name: str
-    roles: list[Key] = Field(default_factory=list)
-    users: list[Key] = Field(default_factory=list)
+    name: Name
+    roles: list[Key] = Field(default_factory=list, max_length=MAX_ROLES)
+    users: list[Key] = Field(default_factory=list, max_length=MAX_USERS)
     task_owner: bool = False
     case_owner: bool = False
 
@@ -107,7 +126,7 @@ class AllocationRuleConfig(Effective):
     """Who owns a case or a task when it is raised or reassigned by a follow-on rule."""
 
     key: Key
-    name: str
+    name: Name
     kind: Literal["named_user", "case_creator", "role", "role_member"]
     user: Key | None = None
     role: Key | None = None
@@ -171,8 +190,8 @@ class TaskDefinitionConfig(_Item):
     """A reusable, named kind of work. On one case it appears at most once."""
 
     key: Key
-    name: str
-    description: str = ""
+    name: Name
+    description: Description = ""
     sla: SlaConfig | None = None
 
 
@@ -181,7 +200,9 @@ class PathStepConfig(_Item):
     "all_earlier" (every task before this one in the path)."""
 
     task: Key
-    predecessors: list[Key] | Literal["all_earlier"] = Field(default_factory=list)
+    predecessors: list[Key] | Literal["all_earlier"] = Field(
+        default_factory=list, max_length=MAX_PATH_STEPS
+    )
     lag: Period | None = None
     mandatory: bool = True
 
@@ -191,7 +212,7 @@ class AllocationConfig(_Item):
 
     case_owner: Key
     default_task: Key
-    tasks: dict[Key, Key] = Field(default_factory=dict)
+    tasks: dict[Key, Key] = Field(default_factory=dict, max_length=MAX_TASK_DEFINITIONS)
 
 
 class WorkflowTypeConfig(Effective):
@@ -199,10 +220,10 @@ class WorkflowTypeConfig(Effective):
     non-overlapping effective dates; a case keeps the version it started with."""
 
     key: Key
-    name: str
-    version: int = Field(ge=1)
-    path: list[PathStepConfig]
-    optional_tasks: list[Key] = Field(default_factory=list)
+    name: Name
+    version: int = Field(ge=1, le=MAX_VERSION)
+    path: list[PathStepConfig] = Field(max_length=MAX_PATH_STEPS)
+    optional_tasks: list[Key] = Field(default_factory=list, max_length=MAX_TASK_DEFINITIONS)
     case_sla: SlaConfig
     allocation: AllocationConfig
 
@@ -211,21 +232,29 @@ class TopicConfig(Effective):
     """An enquiry topic; each maps to one workflow type."""
 
     key: Key
-    name: str
+    name: Name
     workflow_type: Key
 
 
 class Configuration(_Item):
     """A whole configuration set, as loaded from one folder."""
 
-    calendars: list[CalendarConfig] = Field(default_factory=list)
-    users: list[UserConfig] = Field(default_factory=list)
-    roles: list[RoleConfig] = Field(default_factory=list)
-    escalation_rules: list[EscalationRuleConfig] = Field(default_factory=list)
-    allocation_rules: list[AllocationRuleConfig] = Field(default_factory=list)
-    task_definitions: list[TaskDefinitionConfig] = Field(default_factory=list)
-    workflow_types: list[WorkflowTypeConfig] = Field(default_factory=list)
-    topics: list[TopicConfig] = Field(default_factory=list)
+    calendars: list[CalendarConfig] = Field(default_factory=list, max_length=MAX_CALENDARS)
+    users: list[UserConfig] = Field(default_factory=list, max_length=MAX_USERS)
+    roles: list[RoleConfig] = Field(default_factory=list, max_length=MAX_ROLES)
+    escalation_rules: list[EscalationRuleConfig] = Field(
+        default_factory=list, max_length=MAX_ESCALATION_RULES
+    )
+    allocation_rules: list[AllocationRuleConfig] = Field(
+        default_factory=list, max_length=MAX_ALLOCATION_RULES
+    )
+    task_definitions: list[TaskDefinitionConfig] = Field(
+        default_factory=list, max_length=MAX_TASK_DEFINITIONS
+    )
+    workflow_types: list[WorkflowTypeConfig] = Field(
+        default_factory=list, max_length=MAX_WORKFLOW_TYPES
+    )
+    topics: list[TopicConfig] = Field(default_factory=list, max_length=MAX_TOPICS)
 
 
 # The file that holds each section of a configuration folder.
@@ -238,4 +267,16 @@ CONFIG_FILES: dict[str, str] = {
     "task_definitions": "task_definitions.yaml",
     "workflow_types": "workflow_types.yaml",
     "topics": "topics.yaml",
+}
+
+# The most items each section may hold (a larger file is refused before its items are read).
+MAX_ITEMS: dict[str, int] = {
+    "calendars": MAX_CALENDARS,
+    "users": MAX_USERS,
+    "roles": MAX_ROLES,
+    "escalation_rules": MAX_ESCALATION_RULES,
+    "allocation_rules": MAX_ALLOCATION_RULES,
+    "task_definitions": MAX_TASK_DEFINITIONS,
+    "workflow_types": MAX_WORKFLOW_TYPES,
+    "topics": MAX_TOPICS,
 }

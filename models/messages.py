@@ -1,5 +1,7 @@
 """The workflow's input, its four messages (each a signal and a validated update), and the
-answers. These are the JSON shapes any language can send (see docs/api.md)."""
+answers. These are the JSON shapes any language can send (see docs/api.md). Every field is
+bounded (`models.bounds`): keys by a pattern and a length, free text by a length and plain
+characters, lists by a count."""
 
 from __future__ import annotations
 
@@ -8,11 +10,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.bounds import (
+    MAX_EXTRA_TASKS,
+    Key,
+    Note,
+    Notes,
+    Reason,
+    RequestId,
+)
+from models.bounds import REFERENCE_PATTERN as REFERENCE_PATTERN  # the client uses it
 from models.case import CaseState, Owner, SlaStatus, TaskStatus
-from models.config import Key
 from models.definition import CaseDefinition
-
-REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{2,39}$"
 
 
 class _Message(BaseModel):
@@ -20,9 +28,7 @@ class _Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(
-        min_length=1, max_length=100, description="idempotency key: a repeat changes nothing"
-    )
+    request_id: RequestId = Field(description="idempotency key: a repeat changes nothing")
     actor: Key = Field(min_length=1, description="staff key of the acting user")
 
 
@@ -35,8 +41,8 @@ class RaiseCase(BaseModel):
     reference: str = Field(pattern=REFERENCE_PATTERN)
     topic: Key
     raised_by: Key
-    notes: str = Field(default="", max_length=10_000)
-    extra_tasks: list[Key] = Field(default_factory=list)
+    notes: Notes = ""
+    extra_tasks: list[Key] = Field(default_factory=list, max_length=MAX_EXTRA_TASKS)
 
 
 class AddTask(_Message):
@@ -44,7 +50,7 @@ class AddTask(_Message):
     owner: Owner | None = Field(
         default=None, description="user:KEY or role:KEY (default: the workflow type's rule)"
     )
-    reason: str = Field(default="", description="why the task is added")
+    reason: Reason = Field(default="", description="why the task is added")
 
 
 ReassignReason = Literal["workload", "absence", "specialist_knowledge", "escalation", "other"]
@@ -54,16 +60,16 @@ class ReassignTask(_Message):
     task: Key = Field(description="task definition key")
     to: Owner = Field(description="user:KEY or role:KEY")
     reason: ReassignReason = Field(description="why the task moves")
-    note: str = Field(default="", description="free text kept in the case history")
+    note: Note = Field(default="", description="free text kept in the case history")
 
 
 class CompleteTask(_Message):
     task: Key = Field(description="task definition key")
-    note: str = Field(default="", description="free text kept in the case history")
+    note: Note = Field(default="", description="free text kept in the case history")
 
 
 class CloseCase(_Message):
-    reason: str = Field(min_length=1, max_length=500, description="why the case closes")
+    reason: Reason = Field(min_length=1, description="why the case closes")
 
 
 class TaskView(BaseModel):
@@ -97,4 +103,4 @@ class CaseInput(BaseModel):
     carried: CarriedCase | None = None
     # Continue as new once history reaches this many events (or when the server suggests it
     # sooner). A case is otherwise unbounded: weekly contact tasks, repeated follow-ons.
-    history_event_limit: int = Field(default=10_000, ge=20)
+    history_event_limit: int = Field(default=10_000, ge=20, le=1_000_000)

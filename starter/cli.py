@@ -40,6 +40,7 @@ from domain.config_errors import ConfigurationError
 from domain.errors import RequestRefused
 from domain.messages import MESSAGES, Message
 from domain.planner import local_date
+from models.bounds import describe_validation_error
 from models.case import CaseState, Owner
 from models.messages import (
     RaiseCase,
@@ -332,12 +333,11 @@ def case_filter(args: argparse.Namespace) -> CaseFilter:
     try:
         return CaseFilter.model_validate(values)
     except ValidationError as e:
-        bad = [
-            f"{_LIST_FLAGS.get(str(x['loc'][0]), str(x['loc'][0]))} {x['input']!r}"
-            for x in e.errors()
-        ]
+        # The option and the rule, not the value (it may be long, or not the user's to show).
+        bad = [_LIST_FLAGS.get(str(x["loc"][0]), str(x["loc"][0])) for x in e.errors()]
         raise CliError(
-            f"not a valid key: {', '.join(bad)} (keys are letters, digits and - _ . @)",
+            f"not a valid key: {', '.join(bad)} "
+            "(keys are letters, digits and - _ . @, at most 100 characters)",
             "invalid_filter",
         ) from None
 
@@ -577,7 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(json_out, e.code, str(e))
     except tuple(_ERROR_CODES) as e:
         code = next(c for t, c in _ERROR_CODES.items() if isinstance(e, t))
-        return _fail(json_out, code, str(e))
+        # Pydantic's own rendering quotes the input: a note's text, or a megabyte of it.
+        message = describe_validation_error(e) if isinstance(e, ValidationError) else str(e)
+        return _fail(json_out, code, message)
     except RPCError as e:
         # (A namespace that does not exist is NOT_FOUND too: its message names it.)
         missing_case = "namespace" not in e.message.lower()
