@@ -101,12 +101,16 @@ class CaseSla(BaseModel):
 
 
 class AuditEntry(BaseModel):
+    """One entry of the audit trail. Its text is written by the case itself (a refusal's
+    actor is "(invalid)" when the message's own was not a key), so the fields are plain
+    strings: building an entry must never fail, or a refused message would fail the case."""
+
     at: datetime
-    actor: Key
+    actor: str
     action: str
     outcome: AuditOutcome
     request_id: str | None = None
-    task: Key | None = None
+    task: str | None = None
     detail: str = ""
 
 

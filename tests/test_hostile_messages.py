@@ -23,7 +23,6 @@ from tests.helpers.workflow_harness import case_engine, keep_history
 HUGE = "x" * 1_000_000
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: message fields not bounded yet")
 async def test_malformed_and_oversized_messages_are_refused_and_audited(tmp_path: Path) -> None:
     async with case_engine(tmp_path) as eng:
         ref = "HOST-0001"
@@ -42,10 +41,12 @@ async def test_malformed_and_oversized_messages_are_refused_and_audited(tmp_path
             await raw.signal("complete_task", payload)
         # As an update: refused before history, naming the field, never the value.
         with pytest.raises(WorkflowUpdateFailedError) as failed:
-            await raw.execute_update("complete_task", {"request_id": "u1", "actor": HUGE})
+            await raw.execute_update(
+                "complete_task", {"request_id": "u1", "actor": HUGE, "task": "call-back"}
+            )
         cause = failed.value.cause
         assert isinstance(cause, ApplicationError) and cause.type == "invalid_request"
-        assert "xxxx" not in cause.message
+        assert "actor: at most 100 characters" in cause.message and "xxxx" not in cause.message
 
         # The case still answers, and a valid message still works.
         await eng.client.close_case(

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
 
     from domain import case_rules, planner
     from domain.case_display import case_details_markdown
-    from domain.errors import RequestRefused, describe_invalid, is_key
+    from domain.errors import RequestRefused, describe_invalid, is_key, is_request_id
     from domain.messages import MESSAGES, Message
     from domain.planner import audit
     from models.activities import (
@@ -91,7 +91,7 @@ def _claimed_identity(raw: RawValue) -> tuple[str, str | None]:
     actor, request_id = fields.get("actor"), fields.get("request_id")
     return (
         actor if is_key(actor) else "(invalid)",
-        request_id if is_key(request_id) else None,
+        request_id if is_request_id(request_id) else None,
     )
 
 
