@@ -8,16 +8,40 @@ driver and begin every transaction with `BEGIN IMMEDIATE`, which takes SQLite's 
 lock up front: transactions are serialised (SQLite allows one writer at a time anyway) and
 the busy timeout makes the others wait rather than fail. WAL mode lets readers outside a
 transaction proceed meanwhile.
+
+Recovery. The store must come back by itself, with no worker restart, once a database that
+was unavailable, locked or read-only is back:
+
+- SQLite opens a file it may not write *read-only, silently*, and such a connection stays
+  read-only for life: pooled, it answered "attempt to write a readonly database" long after
+  the file was writable again (measured: over five minutes, until the worker restarted).
+  SQLAlchemy's SQLite dialect counts only "closed database" as a disconnect, so it handed
+  that connection out again and again. We count the errors that say the connection itself
+  may be stale (read-only, I/O error, cannot open: `_SQLITE_STALE_CONNECTION_CODES`) as a
+  disconnect: the connection is discarded and so is every connection pooled before it (any
+  of them may have been opened in the same bad window). The write that met the error fails;
+  the next one (an activity's retry) gets a fresh connection. Reopening a SQLite file is
+  cheap, so a pool that throws away a good connection now and then costs nothing worth
+  counting; we keep the pool (rather than NullPool, a connection per checkout) because each
+  new connection repeats the PRAGMAs below. Busy and locked are not disconnects: the
+  connection is sound, the busy timeout has already waited, and the retry waits again.
+- PostgreSQL: `pool_pre_ping` tests a pooled connection before handing it out, so a
+  connection the server closed (restart, `pg_terminate_backend`, a failover) is replaced
+  rather than failing the next statement; a server refusing logins fails only the attempts
+  made while it refuses (nothing broken is pooled).
+
+`tests/test_store_recovery.py` checks both with real databases.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
 
 from store.schema import Base
 
@@ -26,6 +50,17 @@ DEFAULT_SQLITE_PATH = REPO / "var" / "casework.db"
 
 # How long a SQLite connection waits for the write lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+# SQLite's primary result codes (the low byte of an extended code such as
+# SQLITE_READONLY_DBMOVED) after which a connection may be stale: opened read-only while the
+# file was not writable, or left in a failed state by the file system. See "Recovery" above.
+_SQLITE_STALE_CONNECTION_CODES = frozenset(
+    {
+        8,  # SQLITE_READONLY: opened read-only, or the file moved or was replaced (DBMOVED)
+        10,  # SQLITE_IOERR: the file system failed under the connection
+        14,  # SQLITE_CANTOPEN: its journal or WAL files could not be opened
+    }
+)
 
 
 def database_url() -> str:
@@ -67,7 +102,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def sqlite_connection_is_stale(error: BaseException) -> bool:
+    """Whether a sqlite3 error means the connection that raised it should be thrown away
+    (see "Recovery" in the module docstring)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return (
+        isinstance(error, sqlite3.Error)
+        and isinstance(code, int)
+        and code & 0xFF in _SQLITE_STALE_CONNECTION_CODES
+    )
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # A stale connection counts as a disconnect: SQLAlchemy invalidates it and the pool.
+        if sqlite_connection_is_stale(context.original_exception):
+            context.is_disconnect = True
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver: we emit BEGIN ourselves (below).

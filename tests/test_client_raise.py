@@ -132,7 +132,12 @@ def test_every_client_refusal_code_is_exercised() -> None:
     # Keep CLIENT_REFUSAL_CODES and the tests in step: each code appears in a test.
     sources = "".join(
         (Path(__file__).parent / name).read_text(encoding="utf-8")
-        for name in ("test_client_raise.py", "test_case_workflow.py", "test_cli_errors.py")
+        for name in (
+            "test_client_raise.py",
+            "test_case_workflow.py",
+            "test_cli_errors.py",
+            "test_client_retry.py",
+        )
     )
     missing = [code for code in CLIENT_REFUSAL_CODES if f'"{code}"' not in sources]
     assert missing == []
