@@ -117,9 +117,9 @@ def test_no_configuration_is_a_refusal(tmp_path: Path) -> None:
 def test_a_message_before_the_case_opens_is_refused_as_not_open_yet() -> None:
     # The update validator of a case that has not pinned its definition yet (a raise that
     # did not wait for it): the caller is told to try again, nothing reaches history.
-    case = HousingOptionsCase(
-        CaseInput(case=RaiseCase(reference="RAISE-0006", topic="t", raised_by="adviser1"))
-    )
+    to_payload = pydantic_data_converter.payload_converter.to_payload
+    raised = CaseInput(case=RaiseCase(reference="RAISE-0006", topic="t", raised_by="adviser1"))
+    case = HousingOptionsCase(RawValue(to_payload(raised)))
     req = CompleteTask(request_id="r", actor="adviser1", task="call-back")
     with pytest.raises(ApplicationError) as refused:
         case._validate(

@@ -140,16 +140,26 @@ def _install(cls: type[HousingOptionsCase], msg: Message[Any]) -> None:
 
 
 # Input that does not decode (a bad reference sent with the `temporal` CLI, say) fails the case
-# at once with the validation message, rather than retrying a workflow task for ever.
+# at once (`invalid_input`), rather than retrying a workflow task for ever; so does any other
+# ValidationError in the case's own code.
 @workflow.defn(name=WORKFLOW_TYPE, failure_exception_types=[ValidationError])
 @_install_message_handlers
 class HousingOptionsCase:
     @workflow.init
-    def __init__(self, input: CaseInput) -> None:
-        self._input = input
+    def __init__(self, raw: RawValue) -> None:
+        # The input is decoded here rather than by the SDK, so input that does not fit fails
+        # the case naming each field and rule, never quoting the value (it may be personal
+        # data): pydantic's own message would put it in the history and the Web UI.
+        self._invalid_input: str | None = None
+        try:
+            input = workflow.payload_converter().from_payload(raw.payload, CaseInput)
+        except Exception as err:
+            self._invalid_input = describe_invalid(CaseInput, err)
+            input = None
+        self._input: CaseInput | None = input
         self._defn: CaseDefinition | None = None
         self._state: CaseState | None = None
-        if input.carried is not None:
+        if input is not None and input.carried is not None:
             self._defn = input.carried.definition
             self._state = input.carried.state
         self._lock = asyncio.Lock()
@@ -159,7 +169,8 @@ class HousingOptionsCase:
         self._timer_at: Any = None
         # Counts changes over the case's whole life (carried across continue-as-new), so the
         # store can ignore a late retry of an older record.
-        self._revision = input.carried.revision if input.carried is not None else 0
+        carried = input.carried if input is not None else None
+        self._revision = carried.revision if carried is not None else 0
         self._recorded_revision = self._revision
         # Audit entries numbered below this are in the store. A new run records everything
         # its state holds once (the store keeps each entry once, by its number).
@@ -170,7 +181,12 @@ class HousingOptionsCase:
     # ------------------------------------------------------------------ run
 
     @workflow.run
-    async def run(self, input: CaseInput) -> CaseState:
+    async def run(self, raw: RawValue) -> CaseState:
+        if self._input is None:
+            raise ApplicationError(
+                self._invalid_input or "invalid input", type="invalid_input", non_retryable=True
+            )
+        input = self._input
         if self._state is None:
             await self._open_case(input)
         state, defn = self._require()
