@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: lint
 
 bench: setup
 	$(PY) -m bench
+
+# Fault injection on the deployed stack (bench/chaos.py): worker kill -9 during an alert
+# herd, dev server killed and restarted, store unavailable. CI runs it at 10 cases per
+# scenario (tests/chaos/); `make chaos CHAOS_SIZE=2000 CHAOS_OUTAGE=60` is the benchmark.
+CHAOS_SIZE ?= 200
+CHAOS_OUTAGE ?= 10
+chaos: setup
+	$(PY) -m bench.chaos --cases $(CHAOS_SIZE) --outage $(CHAOS_OUTAGE)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

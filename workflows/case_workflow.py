@@ -70,9 +70,12 @@ def _decode(msg: Message[Any], raw: RawValue) -> Any:
     """The request of `msg` in `raw`, or RequestRefused `invalid_request` naming each field
     and the rule it breaks, never the value sent (it may be personal data, or huge)."""
     try:
-        return workflow.payload_converter().from_payload(raw.payload, msg.request)
+        req = workflow.payload_converter().from_payload(raw.payload, msg.request)
     except Exception as err:  # a ValidationError, or a payload that is not JSON at all
         raise RequestRefused("invalid_request", describe_invalid(msg.request, err)) from None
+    if not isinstance(req, msg.request):  # JSON null decodes to None, not a refusal
+        raise RequestRefused("invalid_request", describe_invalid(msg.request, TypeError()))
+    return req
 
 
 def _raw_fields(raw: RawValue) -> dict[str, Any]:
@@ -155,6 +158,9 @@ class HousingOptionsCase:
             input = workflow.payload_converter().from_payload(raw.payload, CaseInput)
         except Exception as err:
             self._invalid_input = describe_invalid(CaseInput, err)
+            input = None
+        if not isinstance(input, CaseInput):  # JSON null decodes to None
+            self._invalid_input = self._invalid_input or describe_invalid(CaseInput, TypeError())
             input = None
         self._input: CaseInput | None = input
         self._defn: CaseDefinition | None = None
