@@ -5,6 +5,7 @@ state stays bounded however many messages it gets (the whole trail is in the sto
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,33 @@ async def test_a_reference_is_one_case_whatever_the_reuse_policy(tmp_path: Path)
         with pytest.raises(RequestRefusedError) as refused:
             await eng.client.raise_case(case.model_copy(update={"notes": "second"}))
         assert refused.value.code == "reference_in_use"
+
+
+async def test_no_log_line_repeats_what_a_message_carried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Free text a caller sends (a note with an address, a malformed payload quoting it) never
+    # reaches the worker's, the client's or the SDK's logs; only keys, codes and counts do.
+    marker = "Flat9AcaciaAvenue"
+    caplog.set_level(logging.DEBUG)
+    async with case_engine(tmp_path) as eng:
+        ref = "HOST-0005"
+        handle = await eng.client.raise_case(
+            RaiseCase(reference=ref, topic="care-leaver", raised_by="adviser1", notes=marker)
+        )
+        raw = eng.env.client.get_workflow_handle(handle.id)
+        await raw.signal("complete_task", {"request_id": "p1", "actor": "adviser1", "task": 5,
+                                           "note": marker})  # fmt: skip
+        await raw.signal("complete_task", {"request_id": "p2", "actor": marker + " \u202e"})
+        with pytest.raises(WorkflowUpdateFailedError):
+            await raw.execute_update("close_case", {"request_id": "p3", "actor": "adviser1",
+                                                    "reason": marker + "\x00"})  # fmt: skip
+        await eng.client.complete_task(
+            ref, CompleteTask(request_id="p4", actor="adviser1", task="call-back", note=marker)
+        )
+        state = await eng.client.state(ref)
+        assert [a.request_id for a in state.audit if a.outcome == "refused"] == ["p1", "p2"]
+    logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    out, err = capfd.readouterr()
+    assert logged and marker not in logged
+    assert marker not in out and marker not in err
