@@ -68,7 +68,6 @@ async def test_malformed_and_oversized_messages_are_refused_and_audited(tmp_path
         assert not [
             e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
         ]
-        await keep_history(handle, "hostile_messages")
 
 
 async def test_a_reused_request_id_is_refused(tmp_path: Path) -> None:
@@ -94,6 +93,13 @@ async def test_a_reused_request_id_is_refused(tmp_path: Path) -> None:
         last = state.audit[-1]
         assert (last.action, last.outcome, last.request_id) == ("close_case", "refused", "same")
         assert last.detail.startswith("request_id_reused: ")
+        # A payload that does not decode, by signal: refused in the audit trail.
+        await eng.client.handle(ref).signal("complete_task", {"request_id": "bad", "task": 5})
+        await eng.client.close_case(
+            ref, CloseCase(request_id="end", actor="adviser1", reason="duty ended")
+        )
+        await eng.client.result(ref)
+        await keep_history(eng.client.handle(ref), "reused_request_and_invalid_payload")
 
 
 async def test_a_flood_of_refusals_keeps_the_state_bounded(tmp_path: Path) -> None:
