@@ -205,12 +205,20 @@ def start_dev_server(
     die_with_parent: bool = False,
 ) -> DevServer:
     """Start a dev server whose SQLite file and log live in `workdir`. With
-    `die_with_parent` it stops when this process dies, even by kill -9 (Linux)."""
-    server = DevServer(
-        port=port or free_port(),
-        ui_port=ui_port,
-        db_file=workdir / "temporal-dev.db" if persist else None,
-        log_file=workdir / "temporal-dev.log",
-        die_with_parent=die_with_parent,
-    )
-    return server.start()
+    `die_with_parent` it stops when this process dies, even by kill -9 (Linux). Without a
+    `port`, a free one is chosen, and chosen again if another process takes it first (servers
+    started side by side each open further ports of their own)."""
+    for attempt in range(5):
+        server = DevServer(
+            port=port or free_port(),
+            ui_port=ui_port,
+            db_file=workdir / "temporal-dev.db" if persist else None,
+            log_file=workdir / "temporal-dev.log",
+            die_with_parent=die_with_parent,
+        )
+        try:
+            return server.start()
+        except PortInUseError as taken:
+            if port is not None or taken.port != server.port or attempt == 4:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -12,7 +12,7 @@ Pure: the workflow sandbox imports it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -92,11 +92,8 @@ def fired_counts(holder: Holder) -> dict[Indicator, int]:
     return counts
 
 
-def pending_indicators(holder: Holder) -> list[tuple[datetime, IndicatorSpec, int]]:
-    """Every indicator of the holder still to fire: instant, kind and occurrence, in the order
-    of `INDICATORS` (which is also the order of their instants: amber <= target <= follow-on)."""
+def _still_to_fire(holder: Holder) -> Iterator[tuple[datetime, IndicatorSpec, int]]:
     counts = fired_counts(holder) if holder.fired else {}
-    pending = []
     for spec in INDICATORS:
         at = spec.instant(holder)
         if at is None:
@@ -104,23 +101,19 @@ def pending_indicators(holder: Holder) -> list[tuple[datetime, IndicatorSpec, in
         count = counts.get(spec.kind, 0)
         if count and not spec.repeats:
             continue
-        pending.append((at, spec, count + 1))
-    return pending
+        yield at, spec, count + 1
+
+
+def pending_indicators(holder: Holder) -> list[tuple[datetime, IndicatorSpec, int]]:
+    """Every indicator of the holder still to fire: instant, kind and occurrence, in the order
+    of `INDICATORS` (which is also the order of their instants: amber <= target <= follow-on)."""
+    return list(_still_to_fire(holder))
 
 
 def next_indicator(holder: Holder) -> tuple[datetime, IndicatorSpec, int] | None:
     """The holder's next indicator (the first still to fire), or None. On the planner's hot
-    path: every activation of every case asks it for every open task."""
-    counts = fired_counts(holder) if holder.fired else {}
-    for spec in INDICATORS:
-        at = spec.instant(holder)
-        if at is None:
-            continue
-        count = counts.get(spec.kind, 0)
-        if count and not spec.repeats:
-            continue
-        return at, spec, count + 1
-    return None
+    path: every activation of every case asks it for every open task (one pass over `fired`)."""
+    return next(_still_to_fire(holder), None)
 
 
 def indicator_label(indicator: Indicator, occurrence: int = 1) -> str:
