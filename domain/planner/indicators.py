@@ -111,9 +111,21 @@ def pending_indicators(holder: Holder) -> list[tuple[datetime, IndicatorSpec, in
 
 
 def next_indicator(holder: Holder) -> tuple[datetime, IndicatorSpec, int] | None:
-    """The holder's next indicator (the first still to fire), or None. On the planner's hot
-    path: every activation of every case asks it for every open task (one pass over `fired`)."""
-    return next(_still_to_fire(holder), None)
+    """The holder's next indicator (the first still to fire), or None. The planner's hot
+    path (every activation of every case asks it for every open task): the same rule as
+    `pending_indicators`, stopping at the first, without building the others."""
+    fired = holder.fired
+    for spec in INDICATORS:
+        at = spec.instant(holder)
+        if at is None:
+            continue
+        if not fired:
+            return at, spec, 1
+        count = sum(1 for f in fired if f.indicator == spec.kind)
+        if count and not spec.repeats:
+            continue
+        return at, spec, count + 1
+    return None
 
 
 def indicator_label(indicator: Indicator, occurrence: int = 1) -> str:
