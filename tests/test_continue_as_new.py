@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
-from datetime import date
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from config_files import load_and_validate
 from models.case import CaseState
 from models.messages import CaseInput, CloseCase, CompleteTask, RaiseCase
-from starter.client import CaseClient
 from starter.devserver import DevServer
-from store.db import create_schema, make_engine
-from store.repository import save_configuration
-from tests.helpers import REPO
-from tests.helpers.workflow_harness import wait_open
-from worker import build_worker
+from tests.helpers.workflow_harness import live_cases, wait_open
 from workflows.case_workflow import WORKFLOW_TYPE, case_workflow_id
 
 
@@ -34,14 +25,9 @@ async def test_case_continues_as_new_and_keeps_its_state(
     dev_server: DevServer,
     activity_executor: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
-    create_schema(engine)
-    save_configuration(engine, load_and_validate(REPO / "config" / "sample", date.today()), "t")
-    client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
-    queue = f"can-{uuid.uuid4().hex[:8]}"
-    cases = CaseClient(client, queue)
     ref = f"CAN-{uuid.uuid4().hex[:8]}"
-    async with build_worker(client, engine, queue, activity_executor):
+    async with live_cases(tmp_path, dev_server, activity_executor, "can") as live:
+        client, cases, queue = live.client, live.cases, live.queue
         handle = await client.start_workflow(
             WORKFLOW_TYPE,
             CaseInput(
@@ -72,7 +58,6 @@ async def test_case_continues_as_new_and_keeps_its_state(
         assert len(done) >= 5
         await cases.close_case(ref, CloseCase(request_id="close", actor="manager1", reason="test"))
         final: CaseState = await cases.result(ref)
-    engine.dispose()
 
     assert final.status == "closed"
     assert sorted(t.key for t in final.tasks if t.status == "completed") == sorted(done)

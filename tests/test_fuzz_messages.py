@@ -28,7 +28,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
-    Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -48,19 +47,13 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from config_files import load_and_validate
 from domain.messages import MESSAGES
 from domain.planner.schedule import pending_events
 from models.case import CaseState
 from models.messages import CaseInput, CloseCase, CompleteTask, RaiseCase
-from starter.client import CaseClient
 from starter.devserver import DevServer
-from store.db import create_schema, make_engine
-from store.repository import save_configuration
 from store.schema import InboxAlert
-from tests.helpers import REPO
-from tests.helpers.workflow_harness import CaseEngine, case_engine, wait_open
-from worker import build_worker
+from tests.helpers.workflow_harness import CaseEngine, case_engine, live_cases, wait_open
 from workflows.case_workflow import WORKFLOW_TYPE, case_workflow_id
 
 Json = Any
@@ -394,16 +387,11 @@ async def test_one_megabyte_actor_then_close_and_continue_as_new(
     dev_server: DevServer,
     activity_executor: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
-    create_schema(engine)
-    save_configuration(engine, load_and_validate(REPO / "config" / "sample", date.today()), "t")
-    client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
-    queue = f"fuzz-{uuid.uuid4().hex[:8]}"
-    cases = CaseClient(client, queue)
     ref = f"MB-{uuid.uuid4().hex[:8]}"
-    handle = client.get_workflow_handle(case_workflow_id(ref))
-    try:
-        async with build_worker(client, engine, queue, activity_executor):
+    async with live_cases(tmp_path, dev_server, activity_executor, "fuzz") as live:
+        client, cases, queue = live.client, live.cases, live.queue
+        handle = client.get_workflow_handle(case_workflow_id(ref))
+        try:
             await client.start_workflow(
                 WORKFLOW_TYPE,
                 CaseInput(
@@ -450,7 +438,6 @@ async def test_one_megabyte_actor_then_close_and_continue_as_new(
                 await _failed_tasks(client.get_workflow_handle(handle.id, run_id=first_run)) == []
             )
             assert await _failed_tasks(handle) == []
-    finally:
-        with contextlib.suppress(Exception):  # finished already
-            await handle.terminate("test over")
-        engine.dispose()
+        finally:
+            with contextlib.suppress(Exception):  # finished already
+                await handle.terminate("test over")

@@ -8,16 +8,19 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config_files import load_and_validate
+from domain.planner import local_date
 from starter.client import CaseClient
+from starter.devserver import DevServer
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
 from store.schema import InboxAlert
@@ -95,3 +98,36 @@ async def keep_history(handle: WorkflowHandle[object, object], name: str) -> Non
     history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+@dataclass
+class LiveCases:
+    """A worker on the real dev server (real clock), its store and a client for its queue."""
+
+    client: Client
+    cases: CaseClient
+    engine: Engine
+    queue: str
+
+
+@asynccontextmanager
+async def live_cases(
+    tmp_path: Path,
+    server: DevServer,
+    executor: concurrent.futures.Executor,
+    prefix: str,
+) -> AsyncIterator[LiveCases]:
+    """A SQLite store loaded with the sample configuration as of today, and an in-process
+    worker on its own task queue of `server`, for tests that need the real server (continue
+    as new, payload limits) rather than the time-skipping one."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
+    create_schema(engine)
+    today = local_date(datetime.now(UTC))
+    save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
+    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    try:
+        async with build_worker(client, engine, queue, executor):
+            yield LiveCases(client, CaseClient(client, queue), engine, queue)
+    finally:
+        engine.dispose()
