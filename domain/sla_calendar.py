@@ -33,9 +33,13 @@ Forward (`add`, used by `due` and `follow_on`)
     (working: Nth working day after; 24x7: date + N at 23:59:59). N = 0 gives the close of
     the start day; on a working calendar a start outside working time (the start date is
     not a working day, or local time >= closing) gives the close of the next working day.
-    A start before opening on a working day counts that day. The 24x7 day mirrors
-    [opening, closing): a start at 23:59:59 or later is past its day's close, so 0 days
-    gives the next day's 23:59:59 (a due is never before its start).
+    A start before opening on a working day counts that day. The 24x7 day ends at 23:59:59,
+    and a start counts from the start of its minute, so 0 days from 23:59:xx is the end of
+    that same day.
+  - Precision (DOMAIN "Precision"): `due` and `lag_start` count from the start of the
+    minute of the instant they are given (`to_minute`): 15:00:00.014 + 2 working hours is
+    17:00 the same day. Instants the calendar computes itself are whole minutes already (a
+    24x7 close, 23:59:59, is the end of its last minute).
   - weeks: 7 calendar days on 24x7, 5 working days on a working calendar (whatever its
     `working_weekdays`), then as days.
   - months: the local start date plus N calendar months, clamped to the month end (31 Jan
@@ -279,8 +283,10 @@ class SlaCalendar:
     # ------------------------------------------------------------------ SLA instants
 
     def due(self, start: datetime, target: Period) -> datetime:
-        """The target completion instant of a task (or case) that started at `start`."""
-        return self.add(start, target)
+        """The target completion instant of a task (or case) that started at `start`, counted
+        from the start of its minute (DOMAIN "Precision": seconds never push a count past a
+        closing)."""
+        return self.add(to_minute(start), target)
 
     def amber(self, due: datetime, amber: Period) -> datetime:
         """When the amber warning fires: `amber` counted back from `due` (0 means at due)."""
@@ -299,9 +305,9 @@ class SlaCalendar:
         """When a task with `lag` starts, given its last predecessor completed at
         `completed_at`. Day-based lags start at the opening of a day, so the task's own SLA
         clock starts with the working day."""
-        completed_at = _to_utc(completed_at)
         if lag.amount == 0:
-            return completed_at
+            return _to_utc(completed_at)
+        completed_at = to_minute(completed_at)
         if lag.unit in ("minutes", "hours"):
             return self.add(completed_at, lag)
         day = self._local_date(completed_at)
@@ -369,6 +375,12 @@ class SlaCalendar:
     def _wall(self, day: date, wall_time: time) -> datetime:
         """The UTC instant of a local wall-clock time on `day` in this calendar's zone."""
         return datetime.combine(day, wall_time, tzinfo=self._zone).astimezone(UTC)
+
+
+def to_minute(instant: datetime) -> datetime:
+    """`instant` in UTC, truncated to the start of its minute: where an instant from outside
+    (a start, a completion, a hold's beginning or end) enters SLA arithmetic."""
+    return _to_utc(instant).replace(second=0, microsecond=0)
 
 
 def _to_utc(instant: datetime) -> datetime:

@@ -192,8 +192,38 @@ CASES = [
     # --- 24x7 days and hours -------------------------------------------------------------------
     # 0 days: 23:59:59 of the start day.
     case("0d-24x7", H24, "due", L(2026, 1, 13, 10), P(0, "days"), EOD(2026, 1, 13)),
-    # 0 days from 23:59:59 exactly: the day has closed, so the next day's end (like 17:00).
-    case("0d-24x7-last-second", H24, "due", EOD(2026, 1, 13), P(0, "days"), EOD(2026, 1, 14)),
+    # 0 days from 23:59:59: counted from the start of its minute (23:59), before the close.
+    case("0d-24x7-last-second", H24, "due", EOD(2026, 1, 13), P(0, "days"), EOD(2026, 1, 13)),
+    # --- precision: a start counts from the start of its minute ---------------------------
+    # 15:00:00.014 + 2 working hours = 17:00 the same day (not 09:00:00.014 the next morning).
+    case(
+        "2h-work-ms-past",
+        EW,
+        "due",
+        L(2026, 1, 13, 15).replace(microsecond=14_000),
+        P(2, "hours"),
+        L(2026, 1, 13, 17),
+    ),
+    # 16:59:59 + 1 working minute: from 16:59, so 17:00 the same day.
+    case(
+        "1m-work-last-second",
+        EW,
+        "due",
+        L(2026, 1, 13, 16, 59, 59),
+        P(1, "minutes"),
+        L(2026, 1, 13, 17),
+    ),
+    # 24x7 hours are elapsed time from the minute: 10:30:45 + 3 hours = 13:30:00.
+    case(
+        "3h-24x7-seconds",
+        H24,
+        "due",
+        L(2026, 1, 13, 10, 30, 45),
+        P(3, "hours"),
+        L(2026, 1, 13, 13, 30),
+    ),
+    # A 2-hour lag from a completion at 15:00:30 on a working calendar starts at 17:00.
+    case("2h-lag-seconds", EW, "lag", L(2026, 1, 13, 15, 0, 30), P(2, "hours"), L(2026, 1, 13, 17)),
     # Saturday counts on 24x7: Sat 10 Jan + 2 = Mon 12 Jan.
     case("2d-24x7", H24, "due", L(2026, 1, 10, 10), P(2, "days"), EOD(2026, 1, 12)),
     # Bank holidays count on 24x7: Thu 2 Apr 2026 + 2 = Sat 4 Apr.
