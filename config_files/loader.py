@@ -59,6 +59,7 @@ from models.config import (
     CalendarConfig,
     Configuration,
     EscalationRuleConfig,
+    ReasonConfig,
     RoleConfig,
     TaskDefinitionConfig,
     TopicConfig,
@@ -77,6 +78,7 @@ _ITEM_MODELS: dict[str, type[BaseModel]] = {
     "task_definitions": TaskDefinitionConfig,
     "workflow_types": WorkflowTypeConfig,
     "topics": TopicConfig,
+    "reasons": ReasonConfig,
 }
 assert set(_ITEM_MODELS) == set(CONFIG_FILES) == set(Configuration.model_fields)
 

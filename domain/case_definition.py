@@ -130,6 +130,7 @@ def build_case_definition(
         allocation_rules={r.key: r for r in config.allocation_rules},
         users={u.key: u for u in config.users},
         roles={r.key: r for r in config.roles},
+        reasons=config.reason_lists(),
     )
     size = len(definition.model_dump_json())
     if size > PINNED_DEFINITION_MAX_BYTES:

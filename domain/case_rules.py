@@ -15,17 +15,30 @@ of the pin) and `now`: pure, so the Temporal workflow sandbox can import this mo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from domain import planner
 from domain.errors import RequestRefused
 from domain.planner import audit
-from domain.sla_calendar import CalendarRangeError
-from models.case import CaseState, CaseTask, Owner
-from models.config import Key, Permission
+from domain.sla_calendar import CalendarRangeError, to_minute
+from models.case import UNFINISHED, CaseState, CaseTask, Owner
+from models.config import STATUTORY_EXTENSION, Key, Permission, ReasonKind
 from models.definition import CaseDefinition
-from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
+from models.messages import (
+    AddTask,
+    CancelTask,
+    CloseCase,
+    CompleteTask,
+    HoldCase,
+    HoldTask,
+    MessageRequest,
+    RaiseCase,
+    ReassignTask,
+    ReleaseCase,
+    ReleaseTask,
+    ReviseTarget,
+)
 
 # Every refusal code, for documentation and for callers that map codes to messages.
 REFUSAL_CODES: tuple[str, ...] = (
@@ -48,12 +61,24 @@ REFUSAL_CODES: tuple[str, ...] = (
     "reason_required",
     "request_id_reused",
     "invalid_request",
+    "task_on_hold",
+    "task_not_on_hold",
+    "case_on_hold",
+    "case_not_on_hold",
+    "statutory_period",
+    "not_in_future",
+    "unknown_reason",
+    "unknown_outcome",
+    "late_reason_required",
+    "revision_not_allowed",
+    "no_target",
+    "task_not_started",
+    "case_target_before_task_target",
+    "dependants_not_cascaded",
 )
 
 
-def check_request_id(
-    state: CaseState, action: str, req: AddTask | ReassignTask | CompleteTask | CloseCase
-) -> bool:
+def check_request_id(state: CaseState, action: str, req: MessageRequest) -> bool:
     """Whether `req` repeats a request already handled (True: answer it with the current state,
     change nothing). A request id names one request: a repeat with other content (another
     message, another task, another reason) is refused, not mistaken for the first."""
@@ -155,11 +180,31 @@ def check_complete_task(
             f"({task.owner or 'none'}), the case owner ({state.owner}) or a role with "
             "complete_any_task may",
         )
-    if task.status != "open":
+    held_open = task.hold is not None and task.hold.resume == "open"
+    if task.status != "open" and not held_open:
         raise RequestRefused(
             "task_not_open",
-            f"task {req.task!r} is {task.status}; only an open task can be completed",
+            f"task {req.task!r} is {_status_of(task)}; only an open task can be completed",
         )
+    td = defn.task_definitions.get(req.task)
+    outcomes = [o.key for o in td.outcomes] if td is not None else []
+    if req.outcome is not None and req.outcome not in outcomes:
+        raise RequestRefused(
+            "unknown_outcome",
+            f"{req.outcome!r} is not an outcome of task {req.task!r} (outcomes: "
+            f"{', '.join(outcomes) or 'none configured'})",
+        )
+    due = _due_if_completed_now(defn, task, now)
+    if due is not None and to_minute(now) > due and req.late_reason is None:
+        zone = planner.case_zone(defn)
+        raise RequestRefused(
+            "late_reason_required",
+            f"task {req.task!r} passed its target {planner.show_instant(due, zone)}: "
+            "completing it needs a late completion reason (late_reason: "
+            f"{', '.join(defn.reasons['late_completion'])})",
+        )
+    if req.late_reason is not None:
+        _check_reason(defn, "late_completion", req.late_reason)
 
 
 def check_close_case(defn: CaseDefinition, state: CaseState, req: CloseCase, now: datetime) -> None:
@@ -206,6 +251,331 @@ def check_extra_tasks(defn: CaseDefinition, extra_tasks: Sequence[Key]) -> None:
                 f"task {key!r} is already on the case; a task definition appears at most once",
             )
         seen.add(key)
+
+
+# --- working a case: hold, release, revision, cancellation -------------------------------------
+
+
+def check_hold_task(defn: CaseDefinition, state: CaseState, req: HoldTask, now: datetime) -> None:
+    """An unfinished task, not held, whose SLA is not statutory, held until a planned release
+    in the future, with a hold reason; by its owner, the case owner or hold_any_task."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    task = _task_on_case(state, req.task)
+    _check_task_permission(defn, state, req.actor, task, "hold", "hold_any_task")
+    if task.status == "on_hold":
+        raise RequestRefused(
+            "task_on_hold",
+            f"task {req.task!r} is held already (planned release "
+            f"{_shown(defn, task.holds[-1].planned_release)}); move its planned release "
+            "with release_task and planned_release",
+        )
+    if task.status in ("completed", "cancelled"):
+        raise RequestRefused(
+            "task_finished",
+            f"task {req.task!r} is {task.status}; only an unfinished task can be held",
+        )
+    sla = planner.task_sla(defn, req.task)
+    if sla is not None and sla.statutory:
+        raise RequestRefused(
+            "statutory_period",
+            f"task {req.task!r} runs a statutory period, which never stops: it cannot be held",
+        )
+    _check_reason(defn, "hold", req.reason)
+    _check_future(defn, req.planned_release, now, "the planned release")
+    _check_calendar(
+        lambda: _simulate(defn, state, lambda sim: _hold_then_release(defn, sim, req, now))
+    )
+
+
+def check_release_task(
+    defn: CaseDefinition, state: CaseState, req: ReleaseTask, now: datetime
+) -> None:
+    """A held task, released now or its planned release moved to a future instant; by its
+    owner, the case owner or hold_any_task."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    task = _task_on_case(state, req.task)
+    _check_task_permission(defn, state, req.actor, task, "release", "hold_any_task")
+    if task.hold is None:
+        raise RequestRefused(
+            "task_not_on_hold",
+            f"task {req.task!r} is {task.status}, not on hold: nothing to release",
+        )
+    if req.planned_release is not None:
+        _check_future(defn, req.planned_release, now, "the planned release")
+    _check_calendar(
+        lambda: _simulate(
+            defn, state, lambda sim: planner.working.release_task(defn, sim, req, now)
+        )
+    )
+
+
+def check_hold_case(defn: CaseDefinition, state: CaseState, req: HoldCase, now: datetime) -> None:
+    """An open case not held already, held until a planned release in the future, with a hold
+    reason; by the case owner or hold_any_case."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    _check_case_permission(defn, state, req.actor, "hold", "hold_any_case")
+    if state.hold is not None:
+        raise RequestRefused(
+            "case_on_hold",
+            f"case {state.reference} is held already (planned release "
+            f"{_shown(defn, state.hold.planned_release)}); move it with release_case and "
+            "planned_release",
+        )
+    _check_reason(defn, "hold", req.reason)
+    _check_future(defn, req.planned_release, now, "the planned release")
+
+    def hold_then_release(sim: CaseState) -> None:
+        planner.working.hold_case(defn, sim, req, now)
+        planner.working.end_case_hold(defn, sim, req.planned_release, req.actor)
+
+    _check_calendar(lambda: _simulate(defn, state, hold_then_release))
+
+
+def check_release_case(
+    defn: CaseDefinition, state: CaseState, req: ReleaseCase, now: datetime
+) -> None:
+    """A held case, released now or its planned release moved; by the case owner or
+    hold_any_case."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    _check_case_permission(defn, state, req.actor, "release", "hold_any_case")
+    if state.hold is None:
+        raise RequestRefused(
+            "case_not_on_hold", f"case {state.reference} is not on hold: nothing to release"
+        )
+    if req.planned_release is not None:
+        _check_future(defn, req.planned_release, now, "the planned release")
+    _check_calendar(
+        lambda: _simulate(
+            defn,
+            state,
+            lambda sim: planner.working.end_case_hold(
+                defn, sim, req.planned_release or now, req.actor
+            ),
+        )
+    )
+
+
+def check_revise_target(
+    defn: CaseDefinition, state: CaseState, req: ReviseTarget, now: datetime
+) -> None:
+    """A new target after now for a started task (or the case) whose SLA may be revised, with
+    a revision reason (a statutory target only with extension_agreed_in_writing); a task's
+    within the case target unless its SLA may exceed it; the case's not before any unfinished
+    task's target. By the task owner, the case owner or revise_any_target."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    zone = planner.case_zone(defn)
+    target = to_minute(req.target)
+    if req.task is None:
+        _check_case_permission(defn, state, req.actor, "revise the target of", "revise_any_target")
+        sla = defn.workflow_type.case_sla
+        what = f"the target of case {state.reference}"
+        if state.case_sla is None:
+            raise RequestRefused("no_target", f"case {state.reference} has no case target")
+        if state.hold is not None:
+            raise RequestRefused(
+                "case_on_hold",
+                f"case {state.reference} is on hold: release it before revising its target",
+            )
+    else:
+        task = _task_on_case(state, req.task)
+        _check_task_permission(
+            defn, state, req.actor, task, "revise the target of", "revise_any_target"
+        )
+        task_sla = planner.task_sla(defn, req.task)
+        what = f"the target of task {req.task!r}"
+        if task_sla is None:
+            raise RequestRefused("no_target", f"task {req.task!r} has no SLA, so no target")
+        sla = task_sla
+        if task.status in ("completed", "cancelled"):
+            raise RequestRefused(
+                "task_finished", f"task {req.task!r} is {task.status}; its target is final"
+            )
+        if task.status == "on_hold":
+            raise RequestRefused(
+                "task_on_hold",
+                f"task {req.task!r} is on hold: release it before revising its target",
+            )
+        if task.due_at is None:
+            raise RequestRefused(
+                "task_not_started",
+                f"task {req.task!r} is {task.status}: it has no target until it starts",
+            )
+    if not sla.target_may_be_revised:
+        raise RequestRefused(
+            "revision_not_allowed", f"{what} may not be revised (its SLA does not allow it)"
+        )
+    _check_reason(defn, "revision", req.reason)
+    if sla.statutory and req.reason != STATUTORY_EXTENSION:
+        raise RequestRefused(
+            "statutory_period",
+            f"{what} is statutory: it is revised only with the reason {STATUTORY_EXTENSION!r}",
+        )
+    _check_future(defn, req.target, now, "the new target")
+    if req.task is not None:
+        case_sla = state.case_sla
+        if case_sla is not None and not sla.may_exceed_case_target and target > case_sla.due_at:
+            raise RequestRefused(
+                "target_after_case_target",
+                f"{what} would be {planner.show_instant(target, zone)}, after the case target "
+                f"{planner.show_instant(case_sla.due_at, zone)}; its SLA does not allow "
+                "exceeding the case target",
+            )
+    else:
+        later = _tasks_due_after(defn, state, target)
+        if later:
+            raise RequestRefused(
+                "case_target_before_task_target",
+                f"the case target {planner.show_instant(target, zone)} would come before the "
+                "target of unfinished tasks: "
+                + ", ".join(f"{key} ({planner.show_instant(due, zone)})" for key, due in later),
+            )
+    _check_calendar(
+        lambda: _simulate(
+            defn, state, lambda sim: planner.working.revise_target(defn, sim, req, now)
+        )
+    )
+
+
+def check_cancel_task(
+    defn: CaseDefinition, state: CaseState, req: CancelTask, now: datetime
+) -> None:
+    """An unfinished task, with a cancellation reason; the tasks that wait on it are cancelled
+    with it only when the request says `cascade`. By the task owner, the case owner or
+    cancel_any_task."""
+    _check_case_open(state)
+    _check_actor(defn, req.actor)
+    task = _task_on_case(state, req.task)
+    _check_task_permission(defn, state, req.actor, task, "cancel", "cancel_any_task")
+    if task.status in ("completed", "cancelled"):
+        raise RequestRefused(
+            "task_finished",
+            f"task {req.task!r} is {task.status}; only an unfinished task can be cancelled",
+        )
+    _check_reason(defn, "cancellation", req.reason)
+    chain = planner.working.dependants(state, req.task)
+    if chain and not req.cascade:
+        raise RequestRefused(
+            "dependants_not_cascaded",
+            f"tasks wait on {req.task!r}: {', '.join(t.key for t in chain)}; cancel them with it "
+            "(cascade) or cancel them first",
+        )
+
+
+def _status_of(task: CaseTask) -> str:
+    return "on hold" if task.status == "on_hold" else task.status
+
+
+def _shown(defn: CaseDefinition, at: datetime) -> str:
+    return planner.show_instant(at, planner.case_zone(defn))
+
+
+def _check_reason(defn: CaseDefinition, kind: ReasonKind, reason: Key) -> None:
+    allowed = defn.reasons.get(kind, [])
+    if reason not in allowed:
+        label = kind.replace("_", " ")
+        raise RequestRefused(
+            "unknown_reason",
+            f"{reason!r} is not a {label} reason (reasons: {', '.join(allowed) or 'none'})",
+        )
+
+
+def _check_future(defn: CaseDefinition, at: datetime, now: datetime, what: str) -> None:
+    if at <= now:
+        raise RequestRefused(
+            "not_in_future",
+            f"{what} {_shown(defn, at)} is not in the future (now {_shown(defn, now)})",
+        )
+
+
+def _check_calendar(attempt: Callable[[], object]) -> None:
+    """Refuse a request whose arithmetic leaves the years the case's calendars know."""
+    try:
+        attempt()
+    except CalendarRangeError as err:
+        raise RequestRefused("calendar_out_of_range", str(err)) from None
+
+
+def _simulate(
+    defn: CaseDefinition, state: CaseState, change: Callable[[CaseState], object]
+) -> None:
+    """Run `change` on a copy of the case: the check sees what the change would compute."""
+    change(state.model_copy(deep=True))
+
+
+def _hold_then_release(defn: CaseDefinition, sim: CaseState, req: HoldTask, now: datetime) -> None:
+    task = planner.working.hold_task(defn, sim, req, now)
+    planner.working.end_task_hold(defn, sim, task, req.planned_release, req.actor)
+
+
+def _due_if_completed_now(defn: CaseDefinition, task: CaseTask, now: datetime) -> datetime | None:
+    """The task's target as it stands if completed now: a held task's hold ends now first."""
+    if task.hold is None or task.due_at is None:
+        return task.due_at
+    sla = planner.task_sla(defn, task.key)
+    if sla is None:
+        return task.due_at
+    begun = task.hold.counts_from or task.hold.begun_at
+    try:
+        return planner.sla_calendar_of(defn, sla).shift_for_hold(
+            task.due_at, sla.target.unit, begun, now
+        )
+    except CalendarRangeError as err:
+        raise RequestRefused("calendar_out_of_range", str(err)) from None
+
+
+def _tasks_due_after(
+    defn: CaseDefinition, state: CaseState, target: datetime
+) -> list[tuple[Key, datetime]]:
+    """Unfinished tasks whose target (or, lagging, the target they would have once started)
+    falls after `target`, unless their SLA may exceed the case target."""
+    later: list[tuple[Key, datetime]] = []
+    for task in state.tasks:
+        sla = planner.task_sla(defn, task.key)
+        if task.status not in UNFINISHED or sla is None or sla.may_exceed_case_target:
+            continue
+        due = task.due_at
+        if due is None and task.status == "lagging" and task.starts_at is not None:
+            due = planner.task_due_if_started(defn, task.key, task.starts_at)
+        if due is not None and due > target:
+            later.append((task.key, due))
+    return later
+
+
+def _check_task_permission(
+    defn: CaseDefinition,
+    state: CaseState,
+    actor: Key,
+    task: CaseTask,
+    verb: str,
+    permission: Permission,
+) -> None:
+    if not (
+        (task.owner is not None and _acts_as(defn, actor, task.owner))
+        or _acts_as(defn, actor, state.owner)
+        or _permitted(defn, actor, permission)
+    ):
+        raise RequestRefused(
+            "not_permitted",
+            f"user {actor!r} may not {verb} task {task.key!r}: only the task owner "
+            f"({task.owner or 'none'}), the case owner ({state.owner}) or a role with "
+            f"{permission} may",
+        )
+
+
+def _check_case_permission(
+    defn: CaseDefinition, state: CaseState, actor: Key, verb: str, permission: Permission
+) -> None:
+    if not (_acts_as(defn, actor, state.owner) or _permitted(defn, actor, permission)):
+        raise RequestRefused(
+            "not_permitted",
+            f"user {actor!r} may not {verb} case {state.reference}: only the case owner "
+            f"({state.owner}) or a role with {permission} may",
+        )
 
 
 # --- the parts ---------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ from domain.task_paths import (
 from models.bounds import PINNED_DEFINITION_MAX_BYTES
 from models.case import CASE_TARGET
 from models.config import (
+    REASON_KINDS,
+    STATUTORY_EXTENSION,
     CalendarConfig,
     Configuration,
     Key,
@@ -97,6 +99,7 @@ _NOUN: dict[str, str] = {
     "task_definitions": "task definition",
     "workflow_types": "workflow type",
     "topics": "topic",
+    "reasons": "reason",
 }
 
 # Sections whose items, or some of them, could not be read: None means the whole section is
@@ -157,9 +160,10 @@ class _Validator:
             "task_definitions": {x.key for x in c.task_definitions},
             "workflow_types": {x.key for x in c.workflow_types},
             "topics": {x.key for x in c.topics},
+            "reasons": {x.key for x in c.reasons},
         }
         for section in _NOUN:
-            if section != "workflow_types":
+            if section not in ("workflow_types", "reasons"):
                 self.unique_keys(section, [x.key for x in getattr(c, section)])
         self.workflow_type_versions()
         self.calendars()
@@ -171,6 +175,7 @@ class _Validator:
         for wt in c.workflow_types:
             self.workflow_type(wt)
         self.topics()
+        self.reasons()
         self.synchronised_targets()
         self.pinned_sizes()
 
@@ -226,6 +231,57 @@ class _Validator:
             )
 
     # ------------------------------------------------------------------ sections
+
+    def reasons(self) -> None:
+        """Reason keys are unique within their kind; a statutory SLA that may be revised needs
+        the revision reason `extension_agreed_in_writing` (the only one it accepts); a task
+        definition's outcomes have unique keys."""
+        c = self.config
+        for (kind, key), where in _duplicates([(r.kind, r.key) for r in c.reasons]).items():
+            positions = ", ".join(f"#{i + 1}" for i in where)
+            self.add(
+                "reasons",
+                key,
+                "unique-key",
+                f"{kind} reason {key!r} is defined {len(where)} times ({positions}); keys "
+                "must be unique within a kind",
+            )
+        lists = c.reason_lists()
+        for kind, keys in lists.items():
+            if c.reasons and not keys:
+                self.add(
+                    "reasons",
+                    "-",
+                    "missing-reasons",
+                    f"no {kind} reasons: each kind ({', '.join(REASON_KINDS)}) needs at least "
+                    "one, or leave reasons.yaml out for the built-in lists",
+                )
+        needs_extension = [
+            td.key
+            for td in c.task_definitions
+            if td.sla is not None and td.sla.statutory and td.sla.target_may_be_revised
+        ] + [
+            _wt_label(wt)
+            for wt in c.workflow_types
+            if wt.case_sla.statutory and wt.case_sla.target_may_be_revised
+        ]
+        if needs_extension and STATUTORY_EXTENSION not in lists["revision"]:
+            self.add(
+                "reasons",
+                "-",
+                "statutory-extension",
+                f"statutory targets that may be revised ({', '.join(needs_extension)}) are "
+                f"revised only with the revision reason {STATUTORY_EXTENSION!r}, which is "
+                "not defined",
+            )
+        for td in c.task_definitions:
+            for key, where in _duplicates([o.key for o in td.outcomes]).items():
+                self.add(
+                    "task_definitions",
+                    td.key,
+                    "unique-key",
+                    f"outcome {key!r} is listed {len(where)} times; outcome keys must be unique",
+                )
 
     def workflow_type_versions(self) -> None:
         wts = self.config.workflow_types

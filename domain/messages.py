@@ -23,7 +23,18 @@ from domain import case_rules, planner
 from models.case import CaseState, Owner
 from models.config import Key
 from models.definition import CaseDefinition
-from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
+from models.messages import (
+    AddTask,
+    CancelTask,
+    CloseCase,
+    CompleteTask,
+    HoldCase,
+    HoldTask,
+    ReassignTask,
+    ReleaseCase,
+    ReleaseTask,
+    ReviseTarget,
+)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -85,7 +96,10 @@ REASSIGN_TASK: Message[ReassignTask] = Message(
 COMPLETE_TASK: Message[CompleteTask] = Message(
     name="complete_task",
     request=CompleteTask,
-    description="Complete an open task; returns it.",
+    description=(
+        "Complete an open (or held) task, with an optional outcome and notes; after its "
+        "target a late completion reason is needed; returns it."
+    ),
     check=case_rules.check_complete_task,
     change=lambda defn, state, req, now, _: planner.complete_task(defn, state, req, now),
     command="complete",
@@ -101,10 +115,86 @@ CLOSE_CASE: Message[CloseCase] = Message(
     help="close a case with a reason",
 )
 
+HOLD_TASK: Message[HoldTask] = Message(
+    name="hold_task",
+    request=HoldTask,
+    description=(
+        "Put an unfinished task on hold until a planned release, with a reason: its "
+        "indicators and lag stop, and its target moves later by the hold on release."
+    ),
+    check=case_rules.check_hold_task,
+    change=lambda defn, state, req, now, _: planner.working.hold_task(defn, state, req, now),
+    command="hold",
+    help="put a task on hold until a planned release",
+)
+RELEASE_TASK: Message[ReleaseTask] = Message(
+    name="release_task",
+    request=ReleaseTask,
+    description=(
+        "Release a held task now (its target moves later by the hold), or move its planned "
+        "release with planned_release; returns the task."
+    ),
+    check=case_rules.check_release_task,
+    change=lambda defn, state, req, now, _: planner.working.release_task(defn, state, req, now),
+    command="release",
+    help="release a held task, or move its planned release",
+)
+HOLD_CASE: Message[HoldCase] = Message(
+    name="hold_case",
+    request=HoldCase,
+    description=(
+        "Put the case on hold until a planned release: every unfinished task that is not "
+        "statutory, and the case target unless it is statutory."
+    ),
+    check=case_rules.check_hold_case,
+    change=lambda defn, state, req, now, _: planner.working.hold_case(defn, state, req, now),
+    command="hold-case",
+    help="put the whole case on hold until a planned release",
+)
+RELEASE_CASE: Message[ReleaseCase] = Message(
+    name="release_case",
+    request=ReleaseCase,
+    description="Release the case hold now, or move its planned release with planned_release.",
+    check=case_rules.check_release_case,
+    change=lambda defn, state, req, now, _: planner.working.release_case(defn, state, req, now),
+    command="release-case",
+    help="release the case hold, or move its planned release",
+)
+REVISE_TARGET: Message[ReviseTarget] = Message(
+    name="revise_target",
+    request=ReviseTarget,
+    description=(
+        "Revise a task's target (or the case's, without task) to a new instant, with a "
+        "reason: a new round of its indicators; returns the task."
+    ),
+    check=case_rules.check_revise_target,
+    change=lambda defn, state, req, now, _: planner.working.revise_target(defn, state, req, now),
+    command="revise",
+    help="revise the target of a task or of the case",
+)
+CANCEL_TASK: Message[CancelTask] = Message(
+    name="cancel_task",
+    request=CancelTask,
+    description=(
+        "Cancel an unfinished task with a reason; with cascade, every task that waits on it "
+        "too; returns the task."
+    ),
+    check=case_rules.check_cancel_task,
+    change=lambda defn, state, req, now, _: planner.working.cancel_task(defn, state, req, now),
+    command="cancel-task",
+    help="cancel a task (and, with --cascade, the tasks that wait on it)",
+)
+
 # Every message, in the order the command line lists them.
 MESSAGES: tuple[Message[Any], ...] = (
     ADD_TASK,
     REASSIGN_TASK,
     COMPLETE_TASK,
     CLOSE_CASE,
+    HOLD_TASK,
+    RELEASE_TASK,
+    HOLD_CASE,
+    RELEASE_CASE,
+    REVISE_TARGET,
+    CANCEL_TASK,
 )

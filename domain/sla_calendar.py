@@ -83,7 +83,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from models.period import Period
+from models.period import Period, Unit
 
 CalendarKind = Literal["24x7", "working_days"]
 
@@ -314,6 +314,65 @@ class SlaCalendar:
         if lag.unit == "months":
             return self.opening_of(self.working_day_on_or_after(_add_months(day, lag.amount)))
         return self.opening_of(self.working_day_after(day, self._days_in(lag)))
+
+    # ------------------------------------------------------------------ holds
+
+    def open_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """The open time in [start, end), each counted from its minute (24x7: elapsed)."""
+        start, end = to_minute(start), to_minute(end)
+        if end <= start:
+            return timedelta(0)
+        if self.is_24x7:
+            return end - start
+        total = timedelta(0)
+        day, last = self._local_date(start), self._local_date(end)
+        while day <= last:
+            if self.is_working_day(day):
+                low, high = max(start, self.opening_of(day)), min(end, self.close_of(day))
+                if high > low:
+                    total += high - low
+            day = _shift_days(day, 1)
+        return total
+
+    def counted_days_between(self, first: date, last: date) -> int:
+        """How many counted days d there are with first < d <= last."""
+        count, day = 0, first
+        while day < last:
+            day = _shift_days(day, 1)
+            if self.is_working_day(day):
+                count += 1
+        return count
+
+    def shift_for_hold(
+        self,
+        instant: datetime,
+        unit: Unit,
+        begun: datetime,
+        released: datetime,
+        *,
+        at_opening: bool = False,
+    ) -> datetime:
+        """`instant` (a target, or a lagging task's start) moved later by a hold that began at
+        `begun` and ended at `released` (DOMAIN "Hold"), in `unit` on this calendar:
+
+        - minutes and hours: by the open time of [begun, released) (elapsed on 24x7);
+        - days, weeks and months: to the close (`at_opening`: the opening) of the Nth counted
+          day after the instant's own date, N the counted days d with
+          date(begun) < d <= date(released). A hold within one day moves it by nothing.
+        """
+        instant = _to_utc(instant)
+        if unit in ("minutes", "hours"):
+            held = self.open_time_between(begun, released)
+            if not held:
+                return instant
+            return instant + held if self.is_24x7 else self._add_open_time(instant, held)
+        n = self.counted_days_between(
+            self._local_date(to_minute(begun)), self._local_date(to_minute(released))
+        )
+        if n == 0:
+            return instant
+        day = self.working_day_after(self._local_date(instant), n)
+        return self.opening_of(day) if at_opening else self.close_of(day)
 
     # ------------------------------------------------------------------ internals
 

@@ -113,6 +113,10 @@ MAX_TOPICS = 1_000
 MAX_PATH_STEPS = 200
 MAX_ABSENCES = 1_000  # per user
 MAX_CLOSED_DATES = 2_000  # per calendar
+MAX_REASONS = 500  # reasons of all kinds
+MAX_OUTCOMES = 50  # per task definition
+MAX_HOLDS = 200  # holds kept per task (and per case)
+MAX_REVISIONS = 200  # target revisions kept per task (and for the case)
 MAX_VERSION = 100_000
 
 # Configuration files: checked before any YAML is parsed (a 50 MB file took 47 s and 1.8 GB

@@ -14,7 +14,11 @@ from pydantic import BaseModel, Field, model_validator
 from models.config import Indicator, Key
 from models.period import Period
 
-TaskStatus = Literal["waiting", "lagging", "open", "completed", "cancelled"]
+TaskStatus = Literal["waiting", "lagging", "open", "on_hold", "completed", "cancelled"]
+# What a held task was before its hold, and returns to on release.
+HeldStatus = Literal["waiting", "lagging", "open"]
+# Tasks not yet finished: they block the case from finishing and can be held or cancelled.
+UNFINISHED: frozenset[str] = frozenset({"waiting", "lagging", "open", "on_hold"})
 TaskOrigin = Literal["path", "manual", "follow_on"]
 # Worst first is the last: a case's SLA status is the worst of its open tasks and itself.
 SlaStatus = Literal["on_track", "amber", "breached", "escalated"]
@@ -60,10 +64,44 @@ class FiredIndicator(BaseModel):
     when the case acted on it; `recipients` the staff alerted."""
 
     indicator: Indicator
+    # Counted over the holder's whole life (a revision's new round goes on counting), so
+    # (indicator, occurrence) names one alert for ever; `round` is the target it was for.
     occurrence: int = 1
+    round: int = 1
     due_at: datetime
     fired_at: datetime
     recipients: list[Key] = Field(default_factory=list)
+
+
+class Hold(BaseModel):
+    """One hold of a task or of the case (DOMAIN "Hold"): begun at `begun_at` by `by`, to be
+    released at `planned_release` unless released sooner; `released_at` once it ended
+    (`released_by` is "system" for a planned release). `case_hold`: the task was held by a
+    case hold. `resume`: what the task returns to. `counts_from`: when its lag began to
+    count, for a task whose predecessors completed while it was held."""
+
+    begun_at: datetime
+    planned_release: datetime
+    released_at: datetime | None = None
+    released_by: str | None = None
+    reason: str
+    notes: str = ""
+    by: str
+    case_hold: bool = False
+    resume: HeldStatus = "open"
+    counts_from: datetime | None = None
+
+
+class TargetRevision(BaseModel):
+    """One revision of a target: from `old_target` to `new_target`, starting `round`."""
+
+    at: datetime
+    by: str
+    old_target: datetime | None
+    new_target: datetime
+    reason: str
+    notes: str = ""
+    round: int
 
 
 class CaseTask(BaseModel):
@@ -87,6 +125,22 @@ class CaseTask(BaseModel):
     cancelled_at: datetime | None = None
     fired: list[FiredIndicator] = Field(default_factory=list)
     sla_status: SlaStatus | None = None  # None: no SLA, or not started
+    # Working the task (DOMAIN "Working a case"): its holds, target revisions (each starts a
+    # new round of indicators), and why it was completed or cancelled.
+    holds: list[Hold] = Field(default_factory=list)
+    revisions: list[TargetRevision] = Field(default_factory=list)
+    round: int = 1
+    completion_notes: str = ""
+    outcome: str | None = None
+    late_reason: str | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
+    cancel_notes: str = ""
+
+    @property
+    def hold(self) -> Hold | None:
+        """The task's current hold (None: not on hold)."""
+        return self.holds[-1] if self.status == "on_hold" and self.holds else None
 
 
 class CaseSla(BaseModel):
@@ -98,6 +152,10 @@ class CaseSla(BaseModel):
     next_follow_on_at: datetime | None = None
     fired: list[FiredIndicator] = Field(default_factory=list)
     sla_status: SlaStatus = "on_track"
+    revisions: list[TargetRevision] = Field(default_factory=list)
+    round: int = 1
+    # Whether the case SLA is held by the case's current hold (a statutory one never is).
+    held: bool = False
 
 
 class AuditEntry(BaseModel):
@@ -129,6 +187,8 @@ class CaseState(BaseModel):
     close_reason: str | None = None
     tasks: list[CaseTask] = Field(default_factory=list)
     case_sla: CaseSla | None = None
+    # Case holds (the last is current while its `released_at` is None).
+    holds: list[Hold] = Field(default_factory=list)
     # The latest entries of the audit trail (the whole trail is in the store, written with
     # each record of the case): a case's own state stays within Temporal's payload limits
     # however many messages it receives. `audit_total` counts every entry ever written, so
@@ -149,3 +209,8 @@ class CaseState(BaseModel):
 
     def task(self, key: Key) -> CaseTask | None:
         return next((t for t in self.tasks if t.key == key), None)
+
+    @property
+    def hold(self) -> Hold | None:
+        """The case's current hold (None: not on hold)."""
+        return self.holds[-1] if self.holds and self.holds[-1].released_at is None else None

@@ -21,7 +21,9 @@ from models.bounds import (
     MAX_CALENDARS,
     MAX_CLOSED_DATES,
     MAX_ESCALATION_RULES,
+    MAX_OUTCOMES,
     MAX_PATH_STEPS,
+    MAX_REASONS,
     MAX_ROLES,
     MAX_TASK_DEFINITIONS,
     MAX_TOPICS,
@@ -96,8 +98,77 @@ class UserConfig(_Item):
 
 
 Permission = Literal[
-    "close_any_case", "reassign_any_task", "complete_any_task", "add_task_any_case"
+    "close_any_case",
+    "reassign_any_task",
+    "complete_any_task",
+    "add_task_any_case",
+    "hold_any_task",
+    "hold_any_case",
+    "revise_any_target",
+    "cancel_any_task",
 ]
+
+# The lists of reasons an officer chooses from (DOMAIN "Working a case").
+ReasonKind = Literal["hold", "revision", "cancellation", "late_completion"]
+REASON_KINDS: tuple[ReasonKind, ...] = ("hold", "revision", "cancellation", "late_completion")
+# The one revision reason that may extend a statutory target.
+STATUTORY_EXTENSION: Key = "extension_agreed_in_writing"
+
+
+class ReasonConfig(_Item):
+    """One reason of one list: why a task is held, a target revised, a task cancelled or
+    completed late. Requests name the `key`; reports and pages show the `name`."""
+
+    kind: ReasonKind
+    key: Key
+    name: Name
+
+
+class OutcomeConfig(_Item):
+    """One outcome a task of a definition may be completed with."""
+
+    key: Key
+    name: Name
+
+
+def _reasons(kind: ReasonKind, *pairs: tuple[str, str]) -> list[ReasonConfig]:
+    return [ReasonConfig(kind=kind, key=key, name=name) for key, name in pairs]
+
+
+# The reasons of a configuration without a reasons file, and of cases pinned before reasons
+# were configured.
+DEFAULT_REASONS: tuple[ReasonConfig, ...] = (
+    *_reasons(
+        "hold",
+        ("awaiting_documents", "Awaiting applicant documents"),
+        ("applicant_unavailable", "Applicant unavailable (hospital, custody, away)"),
+        ("awaiting_third_party", "Awaiting a third party (landlord, agency, solicitor)"),
+        ("safeguarding", "Safeguarding review in progress"),
+        ("other", "Other (see notes)"),
+    ),
+    *_reasons(
+        "revision",
+        ("applicant_request", "Applicant asked for more time"),
+        ("awaiting_evidence", "Awaiting evidence"),
+        (STATUTORY_EXTENSION, "Extension agreed in writing"),
+        ("other", "Other (see notes)"),
+    ),
+    *_reasons(
+        "cancellation",
+        ("no_longer_required", "No longer required"),
+        ("duplicate", "Raised in error or duplicate"),
+        ("applicant_withdrew", "Applicant withdrew"),
+        ("other", "Other (see notes)"),
+    ),
+    *_reasons(
+        "late_completion",
+        ("applicant_delay", "Applicant delay"),
+        ("third_party_delay", "Third-party delay"),
+        ("workload", "Officer workload"),
+        ("system_issue", "System issue"),
+        ("other", "Other (see notes)"),
+    ),
+)
 
 
 class RoleConfig(_Item):
@@ -193,6 +264,8 @@ class TaskDefinitionConfig(_Item):
     name: Name
     description: Description = ""
     sla: SlaConfig | None = None
+    # The outcomes a task of this kind may be completed with (none: completion carries none).
+    outcomes: list[OutcomeConfig] = Field(default_factory=list, max_length=MAX_OUTCOMES)
 
 
 class PathStepConfig(_Item):
@@ -255,6 +328,23 @@ class Configuration(_Item):
         default_factory=list, max_length=MAX_WORKFLOW_TYPES
     )
     topics: list[TopicConfig] = Field(default_factory=list, max_length=MAX_TOPICS)
+    # Reasons for holds, revisions, cancellations and late completions (none configured:
+    # `DEFAULT_REASONS`).
+    reasons: list[ReasonConfig] = Field(default_factory=list, max_length=MAX_REASONS)
+
+    def reason_lists(self) -> dict[ReasonKind, list[Key]]:
+        """The reason keys of each kind, as a case pins them."""
+        return reason_lists(self.reasons or DEFAULT_REASONS)
+
+
+def reason_lists(
+    reasons: tuple[ReasonConfig, ...] | list[ReasonConfig],
+) -> dict[ReasonKind, list[Key]]:
+    """The keys of `reasons`, by kind (every kind present, perhaps empty)."""
+    lists: dict[ReasonKind, list[Key]] = {kind: [] for kind in REASON_KINDS}
+    for reason in reasons:
+        lists[reason.kind].append(reason.key)
+    return lists
 
 
 # The file that holds each section of a configuration folder.
@@ -267,6 +357,7 @@ CONFIG_FILES: dict[str, str] = {
     "task_definitions": "task_definitions.yaml",
     "workflow_types": "workflow_types.yaml",
     "topics": "topics.yaml",
+    "reasons": "reasons.yaml",
 }
 
 # The most items each section may hold (a larger file is refused before its items are read).
@@ -279,4 +370,5 @@ MAX_ITEMS: dict[str, int] = {
     "task_definitions": MAX_TASK_DEFINITIONS,
     "workflow_types": MAX_WORKFLOW_TYPES,
     "topics": MAX_TOPICS,
+    "reasons": MAX_REASONS,
 }

@@ -13,14 +13,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.config import (
+    DEFAULT_REASONS,
     AllocationRuleConfig,
     EscalationRuleConfig,
     Key,
+    ReasonKind,
     RoleConfig,
     TaskDefinitionConfig,
     TopicConfig,
     UserConfig,
     WorkflowTypeConfig,
+    reason_lists,
 )
 
 
@@ -63,3 +66,8 @@ class CaseDefinition(BaseModel):
     # without I/O. Alert recipients and allocation read the current directory in activities.
     users: dict[Key, UserConfig]
     roles: dict[Key, RoleConfig]
+    # The reason keys officers choose from, by kind (cases pinned before reasons were
+    # configured have the built-in lists).
+    reasons: dict[ReasonKind, list[Key]] = Field(
+        default_factory=lambda: reason_lists(DEFAULT_REASONS)
+    )

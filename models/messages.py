@@ -6,9 +6,9 @@ characters, lists by a count."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from models.bounds import (
     MAX_EXTRA_TASKS,
@@ -65,11 +65,96 @@ class ReassignTask(_Message):
 
 class CompleteTask(_Message):
     task: Key = Field(description="task definition key")
-    note: Note = Field(default="", description="free text kept in the case history")
+    note: Note = Field(
+        default="",
+        validation_alias=AliasChoices("note", "notes"),
+        description="notes kept on the task (also accepted as `notes`)",
+    )
+    outcome: Key | None = Field(
+        default=None, description="outcome key, from the task definition's outcomes"
+    )
+    late_reason: Key | None = Field(
+        default=None, description="late completion reason key (needed after the target)"
+    )
+
+
+def _notes() -> Any:
+    return Field(
+        default="",
+        validation_alias=AliasChoices("notes", "note"),
+        description="free text kept in the case history",
+    )
+
+
+class HoldTask(_Message):
+    task: Key = Field(description="task definition key")
+    reason: Key = Field(description="hold reason key (the configuration's hold reasons)")
+    planned_release: AwareDatetime = Field(
+        description="when the hold ends by itself (ISO 8601 with offset, in the future)"
+    )
+    notes: Note = _notes()
+
+
+class ReleaseTask(_Message):
+    task: Key = Field(description="task definition key")
+    planned_release: AwareDatetime | None = Field(
+        default=None,
+        description="move the planned release to this instant instead of releasing now",
+    )
+    notes: Note = _notes()
+
+
+class HoldCase(_Message):
+    reason: Key = Field(description="hold reason key (the configuration's hold reasons)")
+    planned_release: AwareDatetime = Field(
+        description="when the hold ends by itself (ISO 8601 with offset, in the future)"
+    )
+    notes: Note = _notes()
+
+
+class ReleaseCase(_Message):
+    planned_release: AwareDatetime | None = Field(
+        default=None,
+        description="move the planned release to this instant instead of releasing now",
+    )
+    notes: Note = _notes()
+
+
+class ReviseTarget(_Message):
+    task: Key | None = Field(default=None, description="task definition key (omit: the case)")
+    target: AwareDatetime = Field(
+        description="the new target (ISO 8601 with offset, in the future)"
+    )
+    reason: Key = Field(description="revision reason key (the configuration's revision reasons)")
+    notes: Note = _notes()
+
+
+class CancelTask(_Message):
+    task: Key = Field(description="task definition key")
+    reason: Key = Field(description="cancellation reason key")
+    cascade: bool = Field(
+        default=False, description="also cancel every task that waits on this one"
+    )
+    notes: Note = _notes()
 
 
 class CloseCase(_Message):
     reason: Reason = Field(min_length=1, description="why the case closes")
+
+
+# Every message a case accepts (the rows of `domain.messages`).
+MessageRequest = (
+    AddTask
+    | ReassignTask
+    | CompleteTask
+    | CloseCase
+    | HoldTask
+    | ReleaseTask
+    | HoldCase
+    | ReleaseCase
+    | ReviseTarget
+    | CancelTask
+)
 
 
 class TaskView(BaseModel):

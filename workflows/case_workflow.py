@@ -309,7 +309,7 @@ class HousingOptionsCase:
             if not actions:
                 return
             for action in actions:
-                if isinstance(action, planner.StartTask):
+                if isinstance(action, planner.StartTask | planner.ReleaseHold):
                     planner.apply_action(defn, state, action)
                 else:
                     await self._fire(action)

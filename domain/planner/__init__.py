@@ -29,9 +29,11 @@ Pure: standard library, pydantic models and project pure modules only. The Tempo
 sandbox imports this package; no clock reads, randomness or I/O.
 """
 
+from domain.planner import working
 from domain.planner.actions import (
     Action,
     FireIndicator,
+    ReleaseHold,
     StartTask,
     action_is_current,
     apply_action,
@@ -50,6 +52,7 @@ from domain.planner.lookups import (
     case_zone,
     local_date,
     show_instant,
+    sla_calendar_of,
     task_calendar,
     task_due_if_started,
     task_sla,
@@ -81,6 +84,7 @@ __all__ = [
     "FireIndicator",
     "IndicatorSpec",
     "Plan",
+    "ReleaseHold",
     "StartTask",
     "action_is_current",
     "add_task",
@@ -110,9 +114,11 @@ __all__ = [
     "require_task",
     "resolve_predecessors",
     "show_instant",
+    "sla_calendar_of",
     "task_allocation_rule",
     "task_calendar",
     "task_due_if_started",
     "task_sla",
     "task_view",
+    "working",
 ]

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.planner import audit
+from domain.planner import audit, working
 from domain.planner.construction import add_owner_change, new_task, set_owner
 from domain.planner.indicators import SPECS, Holder, worse
 from domain.planner.lookups import sla_calendar_of, sla_for, task_sla
-from domain.planner.schedule import GROUP_CASE, Event
+from domain.planner.schedule import CASE_HOLD, GROUP_CASE, Event
 from models.case import SYSTEM, CaseState, CaseTask, FiredIndicator, Owner, OwnerChange
 from models.config import Indicator, Key
 from models.definition import CaseDefinition
@@ -47,7 +47,16 @@ class FireIndicator:
     add_task: Key | None = None
 
 
-Action = StartTask | FireIndicator
+@dataclass(frozen=True)
+class ReleaseHold:
+    """A hold reaches its planned release at `at`: the task (`task=None`: the case hold and
+    what it held) is released by itself."""
+
+    task: Key | None
+    at: datetime
+
+
+Action = StartTask | FireIndicator | ReleaseHold
 
 
 def action_for(defn: CaseDefinition, state: CaseState, event: Event) -> Action:
@@ -55,6 +64,8 @@ def action_for(defn: CaseDefinition, state: CaseState, event: Event) -> Action:
     at, group, index, _rank, occurrence, indicator = event
     key = None if group == GROUP_CASE else state.tasks[index].key
     if indicator is None:
+        if (group == GROUP_CASE and index == CASE_HOLD) or state.tasks[index].status == "on_hold":
+            return ReleaseHold(task=key, at=at)
         assert key is not None
         return StartTask(task=key, at=at)
     sla = sla_for(defn, key)
@@ -87,6 +98,11 @@ def action_is_current(state: CaseState, action: Action) -> bool:
     if isinstance(action, StartTask):
         task = state.task(action.task)
         return task is not None and task.status == "lagging"
+    if isinstance(action, ReleaseHold):
+        if action.task is None:
+            return state.status == "open" and state.hold is not None
+        task = state.task(action.task)
+        return task is not None and task.hold is not None
     holder = _holder(state, action.task)
     if holder is None:
         return False
@@ -123,6 +139,19 @@ def apply_action(
         open_task(defn, task, action.at)
         audit.system(state, action.at, "task_started", task.key, "")
         return True
+    if isinstance(action, ReleaseHold):
+        if action.task is None:
+            released = working.end_case_hold(defn, state, action.at, SYSTEM)
+            detail = (
+                f"planned release; tasks released: {', '.join(t.key for t in released) or 'none'}"
+            )
+            audit.system(state, action.at, "case_released", None, detail)
+            return True
+        task = state.task(action.task)
+        assert task is not None
+        working.end_task_hold(defn, state, task, action.at, SYSTEM)
+        audit.system(state, action.at, "task_released", task.key, "planned release")
+        return True
 
     sla = sla_for(defn, action.task)
     holder = _holder(state, action.task)
@@ -131,6 +160,7 @@ def apply_action(
         FiredIndicator(
             indicator=action.indicator,
             occurrence=action.occurrence,
+            round=holder.round,
             due_at=action.at,
             fired_at=fired_at if fired_at is not None else action.at,
             recipients=list(recipients),
@@ -144,7 +174,10 @@ def apply_action(
 
     follow_on = sla.follow_on
     assert follow_on is not None
-    if action.occurrence < follow_on.repeat_limit:
+    in_round = sum(
+        1 for f in holder.fired if f.indicator == "follow_on" and f.round == holder.round
+    )
+    if in_round < follow_on.repeat_limit:
         holder.next_follow_on_at = sla_calendar_of(defn, sla).follow_on(action.at, follow_on.period)
     else:
         holder.next_follow_on_at = None

@@ -85,11 +85,19 @@ SPECS: dict[Indicator, IndicatorSpec] = {spec.kind: spec for spec in INDICATORS}
 
 
 def fired_counts(holder: Holder) -> dict[Indicator, int]:
-    """How many occurrences of each kind the holder has fired (kinds never fired: absent)."""
+    """How many occurrences of each kind the holder has fired in its current round (kinds
+    never fired in it: absent)."""
     counts: dict[Indicator, int] = {}
     for fired in holder.fired:
-        counts[fired.indicator] = counts.get(fired.indicator, 0) + 1
+        if fired.round == holder.round:
+            counts[fired.indicator] = counts.get(fired.indicator, 0) + 1
     return counts
+
+
+def _occurrence(holder: Holder, kind: Indicator) -> int:
+    """The occurrence number the next `kind` of the holder gets: counted over every round, so
+    an alert of a revised target is never taken for one of an earlier round."""
+    return sum(1 for f in holder.fired if f.indicator == kind) + 1
 
 
 def _still_to_fire(holder: Holder) -> Iterator[tuple[datetime, IndicatorSpec, int]]:
@@ -101,7 +109,7 @@ def _still_to_fire(holder: Holder) -> Iterator[tuple[datetime, IndicatorSpec, in
         count = counts.get(spec.kind, 0)
         if count and not spec.repeats:
             continue
-        yield at, spec, count + 1
+        yield at, spec, _occurrence(holder, spec.kind) if holder.fired else 1
 
 
 def pending_indicators(holder: Holder) -> list[tuple[datetime, IndicatorSpec, int]]:
@@ -121,10 +129,11 @@ def next_indicator(holder: Holder) -> tuple[datetime, IndicatorSpec, int] | None
             continue
         if not fired:
             return at, spec, 1
-        count = sum(1 for f in fired if f.indicator == spec.kind)
+        kind, round_ = spec.kind, holder.round
+        count = sum(1 for f in fired if f.indicator == kind and f.round == round_)
         if count and not spec.repeats:
             continue
-        return at, spec, count + 1
+        return at, spec, sum(1 for f in fired if f.indicator == kind) + 1
     return None
 
 

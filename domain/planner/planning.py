@@ -14,8 +14,16 @@ import heapq
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.planner.actions import Action, action_for, apply_action
-from domain.planner.schedule import GROUP_CASE, GROUP_TASK, case_event, pending_events, task_event
+from domain.planner.actions import Action, ReleaseHold, action_for, apply_action
+from domain.planner.schedule import (
+    CASE_HOLD,
+    GROUP_CASE,
+    GROUP_TASK,
+    case_event,
+    case_hold_event,
+    pending_events,
+    task_event,
+)
 from models.case import CaseState, CaseTask
 from models.config import Key
 from models.definition import CaseDefinition
@@ -57,13 +65,31 @@ def plan(defn: CaseDefinition, state: CaseState, now: datetime) -> Plan:
             sim.tasks[index] = sim.tasks[index].model_copy(deep=True)
             copied.add(index)
         action = action_for(defn, sim, event)
+        case_release = isinstance(action, ReleaseHold) and action.task is None
+        released: list[int] = []
+        if case_release:
+            # The case hold releases the tasks it held: copy them before they change.
+            released = [
+                i for i, t in enumerate(sim.tasks) if t.hold is not None and t.hold.case_hold
+            ]
+            for i in released:
+                if i not in copied:
+                    sim.tasks[i] = sim.tasks[i].model_copy(deep=True)
+                    copied.add(i)
+            sim.holds = [h.model_copy() for h in sim.holds]
         task_count = len(sim.tasks)
         applied = apply_action(defn, sim, action)
         assert applied, f"planned action could not be applied: {action}"
         actions.append(action)
-        follow = case_event(sim) if group == GROUP_CASE else task_event(index, sim.tasks[index])
-        if follow is not None:
-            heapq.heappush(events, follow)
+        if group == GROUP_CASE:
+            follows = [case_hold_event(sim) if index == CASE_HOLD else case_event(sim)]
+            if case_release:
+                follows += [case_event(sim)] + [task_event(i, sim.tasks[i]) for i in released]
+        else:
+            follows = [task_event(index, sim.tasks[index])]
+        for follow in follows:
+            if follow is not None:
+                heapq.heappush(events, follow)
         # A follow-on that added a task: the new task is open and has its own indicators.
         for new_index in range(task_count, len(sim.tasks)):
             copied.add(new_index)
@@ -99,9 +125,10 @@ def case_may_finish(state: CaseState) -> bool:
         return True
     by_key = {task.key: task for task in state.tasks}
     for task in state.tasks:
-        if task.status in ("open", "lagging"):
+        if task.status in ("open", "lagging", "on_hold"):
             return False
-        if task.mandatory and task.status != "completed":
+        # A cancelled mandatory task no longer blocks the case (DOMAIN "Cancellation").
+        if task.mandatory and task.status not in ("completed", "cancelled"):
             return False
         if task.status == "waiting" and not never_starts(task, by_key):
             return False

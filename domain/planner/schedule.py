@@ -19,6 +19,9 @@ RANK_START = 0
 # Order of simultaneous events across holders: tasks (in case order) before the case SLA.
 GROUP_TASK = 0
 GROUP_CASE = 1
+# The two event sources of the case itself (the index of a GROUP_CASE event).
+CASE_SLA = 0
+CASE_HOLD = 1
 
 # (instant, group, index in case order, rank, occurrence, indicator or None for a start):
 # tuples sort into the order the planner carries events out.
@@ -40,22 +43,34 @@ def task_event(index: int, task: CaseTask) -> Event | None:
         return (task.starts_at, GROUP_TASK, index, RANK_START, 0, None)
     if task.status == "open":
         return _indicator_event(GROUP_TASK, index, task)
+    hold = task.hold
+    if hold is not None and not hold.case_hold:
+        # Held by itself: it releases itself (a task held by the case goes with the case).
+        return (hold.planned_release, GROUP_TASK, index, RANK_START, 0, None)
     return None
 
 
 def case_event(state: CaseState) -> Event | None:
     """The next indicator of the case SLA while the case is open."""
-    if state.status != "open" or state.case_sla is None:
+    if state.status != "open" or state.case_sla is None or state.case_sla.held:
         return None
-    return _indicator_event(GROUP_CASE, 0, state.case_sla)
+    return _indicator_event(GROUP_CASE, CASE_SLA, state.case_sla)
+
+
+def case_hold_event(state: CaseState) -> Event | None:
+    """The planned release of the case's hold while the case is open and held."""
+    hold = state.hold
+    if state.status != "open" or hold is None:
+        return None
+    return (hold.planned_release, GROUP_CASE, CASE_HOLD, RANK_START, 0, None)
 
 
 def pending_events(state: CaseState) -> list[Event]:
     """The next event of every task and of the case SLA."""
     events = [e for i, t in enumerate(state.tasks) if (e := task_event(i, t)) is not None]
-    case = case_event(state)
-    if case is not None:
-        events.append(case)
+    for event in (case_event(state), case_hold_event(state)):
+        if event is not None:
+            events.append(event)
     return events
 
 
@@ -68,11 +83,16 @@ def pending_instants(state: CaseState) -> list[tuple[datetime, str]]:
     earliest first."""
     out: list[tuple[datetime, str]] = []
     for task in state.tasks:
+        hold = task.hold
         if task.status == "lagging" and task.starts_at is not None:
             out.append((task.starts_at, f"start: {task.name}"))
         elif task.status == "open":
             out += [(at, _waiting_for_task(spec, task)) for at, spec, _ in pending_indicators(task)]
-    if state.case_sla is not None and state.status == "open":
+        elif hold is not None and not hold.case_hold:
+            out.append((hold.planned_release, f"release of hold: {task.name}"))
+    if state.status == "open" and state.hold is not None:
+        out.append((state.hold.planned_release, "release of hold: case"))
+    if state.case_sla is not None and state.status == "open" and not state.case_sla.held:
         out += [(at, spec.waiting_for_case) for at, spec, _ in pending_indicators(state.case_sla)]
     out.sort(key=lambda p: p[0])
     return out
@@ -89,6 +109,6 @@ def describe_instant(state: CaseState, at: datetime) -> str:
 def next_deadline(state: CaseState) -> datetime | None:
     """The earliest target of anything still open (in the past when something is overdue)."""
     dues = [t.due_at for t in state.tasks if t.status == "open" and t.due_at is not None]
-    if state.status == "open" and state.case_sla is not None:
+    if state.status == "open" and state.case_sla is not None and not state.case_sla.held:
         dues.append(state.case_sla.due_at)
     return min(dues) if dues else None

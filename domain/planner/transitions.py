@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from domain.planner import audit
+from domain.planner import audit, working
 from domain.planner.actions import open_task
 from domain.planner.construction import add_owner_change, lag_start, new_task, set_owner
-from models.case import CaseState, CaseTask, Owner, OwnerChange
+from models.case import UNFINISHED, CaseState, CaseTask, Owner, OwnerChange
 from models.config import Key
 from models.definition import CaseDefinition
 from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
@@ -58,11 +58,20 @@ def complete_task(
     """Complete an open task. Its pending indicators stop; it keeps its last SLA status; each
     waiting task whose predecessors are now all completed becomes lagging."""
     task = require_task(state, req.task)
+    if task.hold is not None:
+        # Completing a held task ends its hold at that instant.
+        working.end_task_hold(defn, state, task, now, req.actor)
     task.status = "completed"
     task.completed_at = now
     task.completed_by = req.actor
     task.next_follow_on_at = None
-    audit.accepted(state, req, now, "complete_task", req.task, "")
+    task.completion_notes = req.note
+    task.outcome = req.outcome
+    task.late_reason = req.late_reason
+    details = [f"outcome {req.outcome}"] if req.outcome else []
+    if req.late_reason:
+        details.append(f"late: {req.late_reason}")
+    audit.accepted(state, req, now, "complete_task", req.task, "; ".join(details))
     _release_dependants(defn, state)
     return task
 
@@ -70,20 +79,32 @@ def complete_task(
 def _release_dependants(defn: CaseDefinition, state: CaseState) -> None:
     by_key = {task.key: task for task in state.tasks}
     for task in state.tasks:
-        if task.status != "waiting" or not task.predecessors:
+        hold = task.hold
+        held_waiting = hold is not None and hold.resume == "waiting"
+        if (task.status != "waiting" and not held_waiting) or not task.predecessors:
             continue
         preds = [by_key.get(key) for key in task.predecessors]
         completions = [p.completed_at for p in preds if p is not None and p.status == "completed"]
         if len(completions) != len(preds):
             continue
-        task.status = "lagging"
-        task.starts_at = lag_start(defn, task, max(c for c in completions if c is not None))
+        anchor = max(c for c in completions if c is not None)
+        task.starts_at = lag_start(defn, task, anchor)
+        if hold is not None:
+            # Held: it will lag from its release, the lag counted from now (DOMAIN "Hold").
+            hold.resume = "lagging"
+            hold.counts_from = anchor
+        else:
+            task.status = "lagging"
 
 
 def close_case(defn: CaseDefinition, state: CaseState, req: CloseCase, now: datetime) -> None:
     """Close the case early: cancel every task not yet completed; the case SLA stops."""
+    if state.hold is not None:
+        state.hold.released_at, state.hold.released_by = now, req.actor
     for task in state.tasks:
-        if task.status in ("open", "waiting", "lagging"):
+        if task.hold is not None:
+            task.hold.released_at, task.hold.released_by = now, req.actor
+        if task.status in UNFINISHED:
             task.status = "cancelled"
             task.cancelled_at = now
             task.next_follow_on_at = None

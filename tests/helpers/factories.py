@@ -123,6 +123,8 @@ def sla(
     amber: Period | None = None,
     follow: FollowOnConfig | None = None,
     may_exceed_case_target: bool = False,
+    statutory: bool = False,
+    revisable: bool = False,
 ) -> SlaConfig:
     return SlaConfig(
         calendar=calendar,
@@ -132,6 +134,8 @@ def sla(
         target_exceeded_escalation="owner_and_case_owner",
         follow_on=follow,
         may_exceed_case_target=may_exceed_case_target,
+        statutory=statutory,
+        target_may_be_revised=revisable,
     )
 
 
