@@ -8,7 +8,15 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.case import AuditEntry, CaseStatus, Owner, SlaStatus, TaskStatus
+from models.case import (
+    AuditEntry,
+    CaseStatus,
+    Hold,
+    Owner,
+    SlaStatus,
+    TargetRevision,
+    TaskStatus,
+)
 from models.config import AllocationRuleConfig, EscalationRuleConfig, Indicator, Key
 
 
@@ -126,6 +134,15 @@ class TaskRecord(_Shape):
     due_at: datetime | None
     completed_at: datetime | None
     sla_status: SlaStatus | None
+    # Working the task: planned start (a lagging task), holds, revisions, how it ended.
+    starts_at: datetime | None = None
+    holds: list[Hold] = Field(default_factory=list)
+    revisions: list[TargetRevision] = Field(default_factory=list)
+    round: int = 1
+    outcome: str | None = None
+    late_reason: str | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
 
 class CaseFacts(_Shape):
@@ -157,3 +174,5 @@ class CaseRecord(CaseFacts):
     # number once, so a retried or repeated record adds nothing).
     audit: list[AuditEntry] = Field(default_factory=list)
     audit_from: int = 0
+    # The case's holds (the last is current while not released).
+    holds: list[Hold] = Field(default_factory=list)

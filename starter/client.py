@@ -46,17 +46,35 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import RequestRefused
-from domain.messages import ADD_TASK, CLOSE_CASE, COMPLETE_TASK, REASSIGN_TASK, Message
+from domain.messages import (
+    ADD_TASK,
+    CANCEL_TASK,
+    CLOSE_CASE,
+    COMPLETE_TASK,
+    HOLD_CASE,
+    HOLD_TASK,
+    REASSIGN_TASK,
+    RELEASE_CASE,
+    RELEASE_TASK,
+    REVISE_TARGET,
+    Message,
+)
 from models.case import CaseState, Owner, SlaStatus
 from models.messages import (
     REFERENCE_PATTERN,
     AddTask,
+    CancelTask,
     CaseInput,
     CloseCase,
     CompleteTask,
+    HoldCase,
+    HoldTask,
     RaiseCase,
     ReassignReason,
     ReassignTask,
+    ReleaseCase,
+    ReleaseTask,
+    ReviseTarget,
     TaskView,
 )
 from starter.connection import DEFAULT_TASK_QUEUE, SearchAttributesMode
@@ -72,6 +90,7 @@ SEARCH_ATTRIBUTE_TYPES: dict[str, IndexedValueType.ValueType] = {
     "OpenTaskOwners": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
     "NextDeadline": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
     "OpenTasks": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "HoldStatus": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 
@@ -594,6 +613,38 @@ class CaseClient:
     async def close_case(self, reference: str, req: CloseCase, *, wait: bool = True) -> None:
         """Close the case with a reason; open tasks are cancelled."""
         await self.send(reference, CLOSE_CASE, req, wait=wait)
+
+    async def hold_task(
+        self, reference: str, req: HoldTask, *, wait: bool = True
+    ) -> TaskView | None:
+        """Put a task on hold until a planned release, with a reason."""
+        return await self.send(reference, HOLD_TASK, req, wait=wait)
+
+    async def release_task(
+        self, reference: str, req: ReleaseTask, *, wait: bool = True
+    ) -> TaskView | None:
+        """Release a held task now, or move its planned release."""
+        return await self.send(reference, RELEASE_TASK, req, wait=wait)
+
+    async def hold_case(self, reference: str, req: HoldCase, *, wait: bool = True) -> None:
+        """Put the whole case on hold until a planned release (statutory periods run on)."""
+        await self.send(reference, HOLD_CASE, req, wait=wait)
+
+    async def release_case(self, reference: str, req: ReleaseCase, *, wait: bool = True) -> None:
+        """Release the case hold now, or move its planned release."""
+        await self.send(reference, RELEASE_CASE, req, wait=wait)
+
+    async def revise_target(
+        self, reference: str, req: ReviseTarget, *, wait: bool = True
+    ) -> TaskView | None:
+        """Revise the target of a task (or of the case, `req.task` None)."""
+        return await self.send(reference, REVISE_TARGET, req, wait=wait)
+
+    async def cancel_task(
+        self, reference: str, req: CancelTask, *, wait: bool = True
+    ) -> TaskView | None:
+        """Cancel a task with a reason (`req.cascade`: and the tasks that wait on it)."""
+        return await self.send(reference, CANCEL_TASK, req, wait=wait)
 
     async def reassign_all(
         self,

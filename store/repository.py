@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.activities import Alert, AlertKey, CaseRecord, TaskRecord
-from models.case import CASE_TARGET, AuditEntry, Owner, TaskStatus
+from models.case import CASE_TARGET, AuditEntry, Hold, Owner, TaskStatus
 from models.config import Configuration, Indicator, Key
 from store.schema import (
     Allocation,
@@ -108,6 +108,8 @@ def _case_values(record: CaseRecord) -> dict[str, Any]:
         "close_reason": record.close_reason,
         "sla_status": record.sla_status,
         "case_due_at": record.case_due_at,
+        "on_hold": bool(record.holds) and record.holds[-1].released_at is None,
+        "holds": [h.model_dump(mode="json") for h in record.holds],
         "revision": record.revision,
     }
 
@@ -129,6 +131,7 @@ def _case_from_row(case: StoredCase, tasks: Iterable[StoredTask]) -> CaseRecord:
         case_due_at=case.case_due_at,
         revision=case.revision,
         tasks=[_task_from_row(t) for t in tasks],
+        holds=case.holds or [],
     )
 
 
@@ -146,7 +149,24 @@ def _task_values(reference: str, task: TaskRecord) -> dict[str, Any]:
         "due_at": task.due_at,
         "completed_at": task.completed_at,
         "sla_status": task.sla_status,
+        "starts_at": task.starts_at,
+        "round": task.round,
+        "held_minutes": held_minutes(task.holds),
+        "outcome": task.outcome,
+        "late_reason": task.late_reason,
+        "cancelled_at": task.cancelled_at,
+        "cancel_reason": task.cancel_reason,
+        "holds": [h.model_dump(mode="json") for h in task.holds],
+        "revisions": [r.model_dump(mode="json") for r in task.revisions],
     }
+
+
+def held_minutes(holds: Iterable[Hold]) -> int:
+    """The minutes a task spent in holds that ended (a current hold counts once released)."""
+    seconds = sum(
+        (h.released_at - h.begun_at).total_seconds() for h in holds if h.released_at is not None
+    )
+    return int(max(seconds, 0) // 60)
 
 
 def _task_from_row(t: StoredTask) -> TaskRecord:
@@ -160,6 +180,14 @@ def _task_from_row(t: StoredTask) -> TaskRecord:
         due_at=t.due_at,
         completed_at=t.completed_at,
         sla_status=t.sla_status,
+        starts_at=t.starts_at,
+        round=t.round,
+        outcome=t.outcome,
+        late_reason=t.late_reason,
+        cancelled_at=t.cancelled_at,
+        cancel_reason=t.cancel_reason,
+        holds=t.holds or [],
+        revisions=t.revisions or [],
     )
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -138,6 +140,9 @@ class StoredCase(Base):
     close_reason: Mapped[str | None] = mapped_column(Text)
     sla_status: Mapped[str] = mapped_column(String(32))
     case_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Whether the case is on hold, and its holds (JSON list).
+    on_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    holds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
     # The workflow's revision of this copy: an older revision never overwrites a newer one.
     revision: Mapped[int] = mapped_column(Integer)
 
@@ -161,6 +166,18 @@ class StoredTask(Base):
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     sla_status: Mapped[str | None] = mapped_column(String(32))
+    # Working the task (DOMAIN "Working a case"): for reports and the statutory return.
+    starts_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    held_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    outcome: Mapped[str | None] = mapped_column(String(KEY), nullable=True)
+    late_reason: Mapped[str | None] = mapped_column(String(KEY), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(String(KEY), nullable=True)
+    # Each hold (begun, planned release, released, reason, notes, by) and each revision (old
+    # and new target, reason, notes, by, when), as JSON lists.
+    holds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+    revisions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class CaseReference(Base):

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from domain import case_rules, planner
 from domain.errors import RequestRefused
 from domain.planner import working
-from models.case import Hold
-from models.case import CaseState
+from models.case import CaseState, CaseTask, Hold
 from models.definition import CaseDefinition
 from models.messages import (
     CancelTask,
@@ -142,7 +141,7 @@ def fired(state: CaseState, key: str) -> list[tuple[str, int, int, datetime]]:
     return [(f.indicator, f.occurrence, f.round, f.due_at) for f in found.fired]
 
 
-def t(state: CaseState, key: str):  # noqa: ANN201 - test shorthand
+def t(state: CaseState, key: str) -> CaseTask:
     found = state.task(key)
     assert found is not None
     return found

@@ -29,6 +29,8 @@ SLA_STATUS = SearchAttributeKey.for_keyword("SlaStatus")
 OPEN_TASK_OWNERS = SearchAttributeKey.for_keyword_list("OpenTaskOwners")
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 OPEN_TASKS = SearchAttributeKey.for_int("OpenTasks")
+# "case" (the case is on hold), "tasks" (some tasks are), or "none".
+HOLD_STATUS = SearchAttributeKey.for_keyword("HoldStatus")
 
 ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     CASE_REFERENCE,
@@ -39,7 +41,20 @@ ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     OPEN_TASK_OWNERS,
     NEXT_DEADLINE,
     OPEN_TASKS,
+    HOLD_STATUS,
 )
+# Attributes added after cases were running: a case keeps them only if it was started with
+# them (a case started before never writes one its cluster may not have registered).
+LATER_KEYS: tuple[SearchAttributeKey[Any], ...] = (HOLD_STATUS,)
+
+
+def hold_status(state: CaseState) -> str:
+    """Whether the case, or some of its tasks, are on hold."""
+    if state.status != "open":
+        return "none"
+    if state.hold is not None:
+        return "case"
+    return "tasks" if any(t.status == "on_hold" for t in state.tasks) else "none"
 
 
 def _status_keyword(state: CaseState) -> str:
@@ -57,6 +72,7 @@ def values(state: CaseState) -> list[SearchAttributeUpdate[Any]]:
         SLA_STATUS.value_set(case_sla_status(state) if state.status == "open" else "on_track"),
         OPEN_TASK_OWNERS.value_set(open_task_owner_keys(state)),
         OPEN_TASKS.value_set(len(open_tasks(state))),
+        HOLD_STATUS.value_set(hold_status(state)),
     ]
     deadline = next_deadline(state)
     pairs.append(
@@ -73,6 +89,7 @@ def initial(reference: str, topic: str) -> TypedSearchAttributes:
             SearchAttributePair(CASE_TOPIC, topic),
             SearchAttributePair(CASE_STATUS, "open"),
             SearchAttributePair(SLA_STATUS, "on_track"),
+            SearchAttributePair(HOLD_STATUS, "none"),
         ]
     )
 
@@ -85,6 +102,8 @@ def upsert(state: CaseState) -> None:
     updates = []
     for update in values(state):
         old = current.get(update.key)
+        if old is None and update.key in LATER_KEYS:
+            continue  # started before this attribute existed
         new = update.value
         if isinstance(old, list):
             old = sorted(old)
