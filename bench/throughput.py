@@ -220,7 +220,10 @@ async def complete_when_open(client: CaseClient, ref: str, task: str, phase: Pha
     for _ in range(200):
         try:
             await client.complete_task(
-                ref, CompleteTask(request_id=f"{ref}-{task}", actor=RAISED_BY, task=task)
+                ref,
+                CompleteTask(
+                    request_id=f"{ref}-{task}", actor=RAISED_BY, task=task, late_reason="workload"
+                ),
             )
             return
         except RequestRefusedError as refused:

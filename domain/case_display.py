@@ -49,6 +49,13 @@ def case_details_markdown(defn: CaseDefinition, state: CaseState) -> str:
         f"({_sla(sla.sla_status) if sla else 'none'})",
         "",
     ]
+    if state.hold is not None and state.status == "open":
+        held_sla = "held" if sla is not None and sla.held else "statutory, running"
+        lines[-1:] = [
+            f"**On hold** until {local(state.hold.planned_release)} · reason "
+            f"`{state.hold.reason}` · case target {held_sla}",
+            "",
+        ]
     for t in state.tasks:
         owner = f"`{t.owner}`" if t.owner else "unallocated"
         if t.status == "open":
@@ -59,6 +66,11 @@ def case_details_markdown(defn: CaseDefinition, state: CaseState) -> str:
             lines.append(f"- {t.name}: completed {local(t.completed_at)} · {owner}")
         elif t.status == "lagging":
             lines.append(f"- {t.name}: starts {local(t.starts_at)} · {owner}")
+        elif (hold := t.hold) is not None:
+            lines.append(
+                f"- **{t.name}**: on hold until {local(hold.planned_release)} · `{hold.reason}` "
+                f"· {owner} · target {local(t.due_at)} before release"
+            )
         else:
             lines.append(f"- {t.name}: {t.status} · {owner}")
     nxt = pending_instants(state)

@@ -252,7 +252,11 @@ def add_message_command(sub: Any, msg: Message[Any]) -> None:
     m.add_argument("reference", help="the case reference")
     fields = msg.request.model_fields
     if "task" in fields:
-        m.add_argument("task", help=fields["task"].description)
+        task = fields["task"]
+        if task.is_required():
+            m.add_argument("task", help=task.description)
+        else:  # revise: a task, or the case itself when left out
+            m.add_argument("task", nargs="?", default=None, help=task.description)
     m.add_argument("--by", required=True, help=fields["actor"].description)
     m.add_argument("--request-id", default=None, help="idempotency key (default: random)")
     m.add_argument("--signal", action="store_true", help="send as a signal, do not wait")
@@ -261,6 +265,14 @@ def add_message_command(sub: Any, msg: Message[Any]) -> None:
             continue
         options: dict[str, Any] = {"dest": name, "help": field.description}
         kind = _optional_of(field.annotation)
+        if kind is bool:
+            m.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=name,
+                action="store_true",
+                help=field.description,
+            )
+            continue
         if kind is Owner:
             options["type"] = _owner
         elif get_origin(kind) is Literal:
@@ -279,14 +291,22 @@ def case_table(state: CaseState) -> Table:
         f"Case {state.reference} · {state.workflow_type} v{state.workflow_version} · "
         f"{state.status} · owner {state.owner} · case target {local(sla.due_at if sla else None)}"
     )
+    if state.hold is not None:
+        title += f" · ON HOLD until {local(state.hold.planned_release)} ({state.hold.reason})"
     table = Table(title=title)
     for col in ("Task", "State", "Owner", "Started", "Amber", "Due", "SLA", "Fired"):
         table.add_column(col)
     for t in state.tasks:
         fired = ", ".join(f"{f.indicator}#{f.occurrence}" for f in t.fired)
+        hold = t.hold
+        shown = t.status.replace("_", " ")
+        if hold is not None:
+            shown += f" until {local(hold.planned_release)} ({hold.reason})"
+        elif t.status == "lagging":
+            shown += f" (starts {local(t.starts_at)})"
         table.add_row(
             t.name,
-            t.status,
+            shown,
             str(t.owner or "-"),
             local(t.started_at),
             local(t.amber_at),

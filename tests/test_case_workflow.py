@@ -16,7 +16,15 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from models.case import CaseState, Owner
-from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
+from models.messages import (
+    AddTask,
+    CloseCase,
+    CompleteTask,
+    HoldTask,
+    RaiseCase,
+    ReassignTask,
+    ReviseTarget,
+)
 from starter.client import RequestRefusedError
 from tests.helpers.workflow_harness import CaseEngine, case_engine, keep_history, wait_open
 
@@ -30,7 +38,7 @@ async def complete(
 ) -> None:
     await eng.sleep_until(at)
     view = await eng.client.complete_task(
-        ref, CompleteTask(request_id=f"done-{task}", actor=actor, task=task)
+        ref, CompleteTask(request_id=f"done-{task}", actor=actor, task=task, late_reason="workload")
     )
     assert view is not None and view.status == "completed"
 
@@ -342,3 +350,107 @@ async def test_bad_raise_input_fails_the_case_at_once_naming_why(tmp_path: Path)
                 "BAD-0001", CompleteTask(request_id="late", actor="adviser1", task="call-back")
             )
         assert refused.value.code == "case_not_open"
+
+
+async def test_a_case_worked_through_hold_release_revision_and_late_completion(
+    tmp_path: Path,
+) -> None:
+    """DOMAIN "Working a case" on the time-skipping server: a hold across two working days
+    moves the call back's target, nothing fires while held, completion after the target needs
+    a late reason, and a revision starts a new round of the interview's indicators."""
+    async with case_engine(tmp_path) as eng:
+        ref = "PRV-2028-0042"
+        await eng.sleep_until(z(2028, 3, 20, 10))  # Mon 20 Mar 2028 10:00 GMT
+        handle = await eng.client.raise_case(
+            RaiseCase(reference=ref, topic="private-tenancy-ending", raised_by="adviser1")
+        )
+        await wait_open(handle)
+        # call-back: due Tue 21 Mar 17:00 GMT, amber 13:00. Held Mon 11:00 to Thu 23 Mar 10:00.
+        await eng.sleep_until(z(2028, 3, 20, 11))
+        view = await eng.client.hold_task(
+            ref,
+            HoldTask(
+                request_id="hold-1",
+                actor="adviser1",
+                task="call-back",
+                reason="applicant_unavailable",
+                planned_release=z(2028, 3, 23, 10),
+                notes="in hospital until Thursday",
+            ),
+        )
+        assert view is not None and view.status == "on_hold"
+        with pytest.raises(RequestRefusedError) as again:
+            await eng.client.hold_task(
+                ref,
+                HoldTask(
+                    request_id="hold-2",
+                    actor="adviser1",
+                    task="call-back",
+                    reason="other",
+                    planned_release=z(2028, 3, 30, 10),
+                ),
+            )
+        assert again.value.code == "task_on_hold"
+        await eng.sleep_until(z(2028, 3, 23, 10, 0, 30))
+        state = await eng.client.state(ref)
+        cb = state.task("call-back")
+        assert cb is not None and cb.status == "open" and cb.fired == []
+        # Working days in (20 Mar, 23 Mar]: 21, 22, 23. Three after Tue 21: Fri 24 Mar.
+        assert cb.due_at == z(2028, 3, 24, 17) and cb.amber_at == z(2028, 3, 24, 13)
+        assert cb.holds[0].released_by == "system"
+
+        # Completed on Mon 27 Mar 10:00 BST (clocks went forward on Sun 26 Mar): late.
+        await eng.sleep_until(z(2028, 3, 27, 9))
+        bare = CompleteTask(request_id="late-1", actor="adviser1", task="call-back")
+        with pytest.raises(RequestRefusedError) as late:
+            await eng.client.complete_task(ref, bare)
+        assert late.value.code == "late_reason_required"
+        done = await eng.client.complete_task(
+            ref,
+            CompleteTask(
+                request_id="late-2",
+                actor="adviser1",
+                task="call-back",
+                late_reason="applicant_delay",
+            ),
+        )
+        assert done is not None and done.status == "completed"
+        state = await eng.client.state(ref)
+        cb = state.task("call-back")
+        assert cb is not None and cb.late_reason == "applicant_delay"
+        assert [(f.indicator, f.due_at) for f in cb.fired] == [
+            ("amber", z(2028, 3, 24, 13)),
+            ("target_exceeded", z(2028, 3, 24, 17)),
+        ]
+        # The interview started then: 5 working days -> Mon 3 Apr 17:00 BST. Rebooked.
+        hoi = state.task("housing-options-interview")
+        assert hoi is not None and hoi.due_at == z(2028, 4, 3, 16)
+        revised = await eng.client.revise_target(
+            ref,
+            ReviseTarget(
+                request_id="rev-1",
+                actor="adviser1",
+                task="housing-options-interview",
+                target=z(2028, 4, 5, 16),
+                reason="applicant_request",
+            ),
+        )
+        assert revised is not None and revised.due_at == z(2028, 4, 5, 16)
+        state = await eng.client.state(ref)
+        hoi = state.task("housing-options-interview")
+        assert hoi is not None and hoi.round == 2
+        # Amber 2 working days before Wed 5 Apr: Mon 3 Apr 17:00 BST.
+        assert hoi.amber_at == z(2028, 4, 3, 16)
+        await eng.sleep_until(z(2028, 4, 5, 16, 0, 30))
+        state = await eng.client.state(ref)
+        hoi = state.task("housing-options-interview")
+        assert hoi is not None
+        assert [(f.indicator, f.occurrence, f.round) for f in hoi.fired] == [
+            ("amber", 1, 2),
+            ("target_exceeded", 1, 2),
+        ]
+        await eng.client.close_case(
+            ref, CloseCase(request_id="close-w", actor="adviser1", reason="duty ended")
+        )
+        assert (await eng.client.result(ref)).status == "closed"
+        await keep_history(handle, "worked_case_hold_revise_late")

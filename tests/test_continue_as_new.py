@@ -47,12 +47,24 @@ async def test_case_continues_as_new_and_keeps_its_state(
                 break
             task = open_tasks[0]
             await cases.complete_task(
-                ref, CompleteTask(request_id=f"c-{task.key}", actor="manager1", task=task.key)
+                ref,
+                CompleteTask(
+                    request_id=f"c-{task.key}",
+                    actor="manager1",
+                    task=task.key,
+                    late_reason="workload",
+                ),
             )
             done.append(task.key)
             # A repeated request, in whichever run it lands, changes nothing.
             again = await cases.complete_task(
-                ref, CompleteTask(request_id=f"c-{done[0]}", actor="manager1", task=done[0])
+                ref,
+                CompleteTask(
+                    request_id=f"c-{done[0]}",
+                    actor="manager1",
+                    task=done[0],
+                    late_reason="workload",
+                ),
             )
             assert again is not None and again.duplicate
         assert len(done) >= 5

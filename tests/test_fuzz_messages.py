@@ -420,7 +420,12 @@ async def test_one_megabyte_actor_then_close_and_continue_as_new(
                 await asyncio.wait_for(
                     cases.complete_task(
                         ref,
-                        CompleteTask(request_id=f"c-{i}", actor="manager1", task=open_tasks[0].key),
+                        CompleteTask(
+                            request_id=f"c-{i}",
+                            actor="manager1",
+                            task=open_tasks[0].key,
+                            late_reason="workload",
+                        ),
                     ),
                     30,
                 )

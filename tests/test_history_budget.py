@@ -44,7 +44,12 @@ async def test_reference_case_history_within_budget(tmp_path: Path) -> None:
             for task in open_tasks:
                 await eng.client.complete_task(
                     ref,
-                    CompleteTask(request_id=f"c-{task.key}", actor="manager1", task=task.key),
+                    CompleteTask(
+                        request_id=f"c-{task.key}",
+                        actor="manager1",
+                        task=task.key,
+                        late_reason="workload",
+                    ),
                 )
                 completed += 1
         final = await eng.client.result(ref)
