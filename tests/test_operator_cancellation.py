@@ -1,0 +1,156 @@
+"""Cases ended from outside, on the real dev server with the real workflow and activities:
+
+- an operator's cancellation (`temporal workflow cancel`, the Web UI's "Request
+  Cancellation", a client's `handle.cancel()`) closes the case as the system, records it in
+  the store and the search attributes, and ends the workflow Cancelled;
+- the reconciliation workflow marks in the store the cases whose workflows ended in a way
+  they could not record (terminated here), and leaves running cases alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import CancelledError
+from temporalio.service import RPCError
+
+from domain.planner import OPERATOR_CANCELLED
+from models.case import SYSTEM, CaseState
+from models.messages import CompleteTask, RaiseCase
+from starter.devserver import DevServer, temporal_cli
+from store.repository import case_audit, load_case
+from tests.helpers.workflow_harness import LiveCases, keep_history, live_cases, wait_open
+from workflows import search
+from workflows.case_workflow import case_workflow_id
+
+
+async def _stored_status(live: LiveCases, reference: str, want: str, timeout: float = 30) -> None:
+    for _ in range(int(timeout / 0.1)):
+        record = load_case(live.engine, reference)
+        if record is not None and record.status == want:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"case {reference} not {want} in the store within {timeout}s")
+
+
+async def _ends_cancelled(live: LiveCases, reference: str) -> None:
+    handle = live.client.get_workflow_handle(case_workflow_id(reference))
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    desc = await handle.describe()
+    assert desc.status == WorkflowExecutionStatus.CANCELED
+
+
+async def test_temporal_cli_cancellation_closes_the_case_everywhere(
+    tmp_path: Path,
+    dev_server: DevServer,
+    activity_executor: concurrent.futures.ThreadPoolExecutor,
+) -> None:
+    ref = f"CXL-{uuid.uuid4().hex[:8]}"
+    async with live_cases(tmp_path, dev_server, activity_executor, "cancel") as live:
+        await live.cases.raise_case(
+            RaiseCase(reference=ref, topic="threatened-within-56-days", raised_by="adviser1")
+        )
+        before = await live.cases.state(ref)
+        first_open = next(t for t in before.tasks if t.status == "open")
+        await live.cases.complete_task(
+            ref, CompleteTask(request_id="done-1", actor="adviser1", task=first_open.key)
+        )
+        await _stored_status(live, ref, "open")
+        # What an operator types (the Web UI's "Request Cancellation" sends the same request).
+        proc = subprocess.run(
+            [
+                str(temporal_cli()), "workflow", "cancel",
+                "--workflow-id", case_workflow_id(ref),
+                "--address", dev_server.address, "--namespace", "default",
+            ],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        await _ends_cancelled(live, ref)
+        handle = live.client.get_workflow_handle(case_workflow_id(ref))
+        desc = await handle.describe()
+        # A query on the closed workflow replays it: the state it ended with.
+        final: CaseState = await handle.query("state", result_type=CaseState)
+        await keep_history(handle, "operator_cancelled")
+
+    assert desc.typed_search_attributes.get(search.CASE_STATUS) == "closed"
+    assert desc.typed_search_attributes.get(search.OPEN_TASKS) == 0
+    assert final.status == "closed"
+    assert final.closed_by == SYSTEM and final.close_reason == OPERATOR_CANCELLED
+    done = final.task(first_open.key)
+    assert done is not None and done.status == "completed"
+    assert all(t.status in ("completed", "cancelled") for t in final.tasks)
+    assert any(t.status == "cancelled" for t in final.tasks)
+
+    record = load_case(live.engine, ref)
+    assert record is not None
+    assert record.status == "closed" and record.close_reason == OPERATOR_CANCELLED
+    assert record.finished_at == final.finished_at
+    assert {t.key: t.status for t in record.tasks} == {t.key: t.status for t in final.tasks}
+    closes = [a for a in case_audit(live.engine, ref) if a.action == "close_case"]
+    assert len(closes) == 1
+    assert closes[0].actor == SYSTEM and closes[0].detail == OPERATOR_CANCELLED
+
+
+async def test_cancellation_racing_messages_and_the_opening(
+    tmp_path: Path,
+    dev_server: DevServer,
+    activity_executor: concurrent.futures.ThreadPoolExecutor,
+) -> None:
+    """A cancellation that lands while the case is opening, or while messages are being
+    handled (a handler holds the case's lock), still closes the case once, after what was
+    accepted before it."""
+    opening, busy = f"CXO-{uuid.uuid4().hex[:8]}", f"CXB-{uuid.uuid4().hex[:8]}"
+    async with live_cases(tmp_path, dev_server, activity_executor, "cancel-race") as live:
+        # Cancelled at once: the first workflow task usually holds the start and the cancel.
+        handle = await live.cases.raise_case(
+            RaiseCase(reference=opening, topic="homeless-tonight", raised_by="adviser1"),
+            wait_open=False,
+        )
+        await handle.cancel()
+        await _ends_cancelled(live, opening)
+
+        await live.cases.raise_case(
+            RaiseCase(reference=busy, topic="homeless-tonight", raised_by="adviser1")
+        )
+        state = await live.cases.state(busy)
+        busy_handle = live.client.get_workflow_handle(case_workflow_id(busy))
+        # A burst of signals (each handled under the lock) with the cancellation in the middle.
+        for i, task in enumerate(state.tasks):
+            try:
+                await busy_handle.signal(
+                    "complete_task",
+                    CompleteTask(request_id=f"burst-{i}", actor="adviser1", task=task.key),
+                )
+            except RPCError:
+                assert i > 1  # the case ended after the cancellation: nothing to signal
+                break
+            if i == 1:
+                await busy_handle.cancel()
+        await _ends_cancelled(live, busy)
+        await wait_open(busy_handle)  # a query on the closed case (replays it)
+        finals = {
+            ref: await live.client.get_workflow_handle(case_workflow_id(ref)).query(
+                "state", result_type=CaseState
+            )
+            for ref in (opening, busy)
+        }
+
+    for ref, final in finals.items():
+        assert final.status == "closed" and final.close_reason == OPERATOR_CANCELLED, ref
+        record = load_case(live.engine, ref)
+        assert record is not None and record.status == "closed", ref
+        trail = case_audit(live.engine, ref)
+        closes = [i for i, a in enumerate(trail) if a.action == "close_case"]
+        assert len(closes) == 1, ref
+        # Nothing is accepted after the close: later messages are refused (case not open).
+        after = trail[closes[0] + 1 :]
+        assert all(a.outcome != "accepted" for a in after), (ref, after)
