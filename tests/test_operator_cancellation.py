@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import subprocess
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ from domain.planner import OPERATOR_CANCELLED
 from models.case import SYSTEM, CaseState
 from models.messages import CompleteTask, RaiseCase
 from starter.devserver import DevServer, temporal_cli
-from store.repository import case_audit, load_case
+from starter.reconcile import install_schedule, reconcile_now, schedule_id
+from store.repository import case_audit, load_case, record_case
 from tests.helpers.workflow_harness import LiveCases, keep_history, live_cases, wait_open
 from workflows import search
 from workflows.case_workflow import case_workflow_id
@@ -154,3 +156,65 @@ async def test_cancellation_racing_messages_and_the_opening(
         # Nothing is accepted after the close: later messages are refused (case not open).
         after = trail[closes[0] + 1 :]
         assert all(a.outcome != "accepted" for a in after), (ref, after)
+
+
+async def test_reconciliation_marks_ended_cases_and_leaves_running_ones(
+    tmp_path: Path,
+    dev_server: DevServer,
+    activity_executor: concurrent.futures.ThreadPoolExecutor,
+) -> None:
+    stamp = uuid.uuid4().hex[:8]
+    running, killed, ghost, later = (f"REC-{stamp}-{n}" for n in ("run", "kill", "ghost", "late"))
+    async with live_cases(tmp_path, dev_server, activity_executor, "reconcile") as live:
+        for ref in (running, killed, later):
+            await live.cases.raise_case(
+                RaiseCase(reference=ref, topic="homeless-tonight", raised_by="adviser1")
+            )
+            await _stored_status(live, ref, "open")
+        # A store row whose workflow Temporal no longer knows (retention, a lost namespace).
+        copied = load_case(live.engine, running)
+        assert copied is not None
+        record_case(live.engine, copied.model_copy(update={"reference": ghost}))
+        killed_handle = live.client.get_workflow_handle(case_workflow_id(killed))
+        await killed_handle.terminate(reason="operator terminated it")
+        killed_desc = await killed_handle.describe()
+        running_before = load_case(live.engine, running)
+
+        result = await reconcile_now(live.client, live.queue)
+        again = await reconcile_now(live.client, live.queue)
+
+        # The schedule, installed idempotently, runs the same workflow when it fires.
+        sid = schedule_id(live.queue)
+        assert await install_schedule(live.client, live.queue, timedelta(minutes=60))
+        assert not await install_schedule(live.client, live.queue, timedelta(minutes=30))
+        schedule = live.client.get_schedule_handle(sid)
+        try:
+            described = await schedule.describe()
+            assert described.schedule.spec.intervals[0].every == timedelta(minutes=30)
+            await live.client.get_workflow_handle(case_workflow_id(later)).terminate()
+            await schedule.trigger()
+            await _stored_status(live, later, "closed", timeout=60)
+        finally:
+            await schedule.delete()
+        still_running = await live.client.get_workflow_handle(case_workflow_id(running)).describe()
+
+    assert result.checked == 4 and result.running == 2 and result.reconciled_total == 2
+    assert {c.reference: c.execution_status for c in result.reconciled} == {
+        killed: "terminated",
+        ghost: "not_found",
+    }
+    assert again.reconciled_total == 0 and again.checked == 2
+    record = load_case(live.engine, killed)
+    assert record is not None and record.status == "closed"
+    assert record.close_reason == "terminated in Temporal (reconciled)"
+    assert record.finished_at == killed_desc.close_time
+    assert all(t.status in ("completed", "cancelled") for t in record.tasks)
+    trail = case_audit(live.engine, killed)
+    assert trail[-1].action == "case_reconciled" and trail[-1].actor == SYSTEM
+    gone = load_case(live.engine, ghost)
+    assert gone is not None and gone.close_reason == "not found in Temporal (reconciled)"
+    late = load_case(live.engine, later)
+    assert late is not None and late.close_reason == "terminated in Temporal (reconciled)"
+    # The running case is untouched, in the store and in Temporal.
+    assert load_case(live.engine, running) == running_before
+    assert still_running.status == WorkflowExecutionStatus.RUNNING
