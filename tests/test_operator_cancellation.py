@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from domain.planner import OPERATOR_CANCELLED
 from models.case import SYSTEM, CaseState
 from models.messages import CompleteTask, RaiseCase
+from starter.client import CaseFilter
 from starter.devserver import DevServer, temporal_cli
 from starter.reconcile import install_schedule, reconcile_now, schedule_id
 from store.repository import case_audit, load_case, record_case
@@ -39,6 +40,18 @@ async def _stored_status(live: LiveCases, reference: str, want: str, timeout: fl
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"case {reference} not {want} in the store within {timeout}s")
+
+
+async def _listed(live: LiveCases, status: CaseFilter, ours: str) -> set[str]:
+    """The references listed (visibility may lag a moment: the same answer twice running)."""
+    last: set[str] | None = None
+    for _ in range(50):
+        now = {c.reference async for c in live.cases.list_cases(status, raw_query=ours)}
+        if now == last:
+            return now
+        last = now
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the listing kept changing: {last}")
 
 
 async def _ends_cancelled(live: LiveCases, reference: str) -> None:
@@ -197,6 +210,13 @@ async def test_reconciliation_marks_ended_cases_and_leaves_running_ones(
         finally:
             await schedule.delete()
         still_running = await live.client.get_workflow_handle(case_workflow_id(running)).describe()
+        # Its search attributes still say open: the status filter asks Temporal how it ended.
+        assert killed_desc.typed_search_attributes.get(search.CASE_STATUS) == "open"
+        ours = f"CaseReference IN ('{running}', '{killed}', '{later}')"
+        listed = {
+            status: await _listed(live, CaseFilter(status=status), ours)
+            for status in ("open", "closed")
+        }
 
     assert result.checked == 4 and result.running == 2 and result.reconciled_total == 2
     assert {c.reference: c.execution_status for c in result.reconciled} == {
@@ -218,3 +238,4 @@ async def test_reconciliation_marks_ended_cases_and_leaves_running_ones(
     # The running case is untouched, in the store and in Temporal.
     assert load_case(live.engine, running) == running_before
     assert still_running.status == WorkflowExecutionStatus.RUNNING
+    assert listed == {"open": {running}, "closed": {killed, later}}
