@@ -17,7 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError
 
@@ -28,6 +29,14 @@ from starter.client import CaseFilter
 from starter.devserver import DevServer, temporal_cli
 from starter.reconcile import install_schedule, reconcile_now, schedule_id
 from store.repository import case_audit, load_case, record_case
+from tests.helpers.stack import (
+    SAMPLE_CONFIG,
+    make_store,
+    running_worker,
+    service_env,
+    starter_cli,
+    starter_cli_async,
+)
 from tests.helpers.workflow_harness import LiveCases, keep_history, live_cases, wait_open
 from workflows import search
 from workflows.case_workflow import case_workflow_id
@@ -239,3 +248,56 @@ async def test_reconciliation_marks_ended_cases_and_leaves_running_ones(
     assert load_case(live.engine, running) == running_before
     assert still_running.status == WorkflowExecutionStatus.RUNNING
     assert listed == {"open": {running}, "closed": {killed, later}}
+
+
+async def test_the_worker_installs_the_schedule_and_the_cli_reconciles(
+    tmp_path: Path, dev_server: DevServer
+) -> None:
+    """The stack as deployed: the worker process installs its queue's schedule at start
+    (RECONCILE_EVERY_MINUTES); `python -m starter reconcile` runs one reconciliation now and
+    `reconcile --install-schedule --every N` changes the interval."""
+    ref = f"RCLI-{uuid.uuid4().hex[:8]}"
+    with make_store("sqlite", tmp_path) as store:
+        queue = f"rec-cli-{uuid.uuid4().hex[:8]}"
+        env = {**service_env(dev_server, queue, store.url), "RECONCILE_EVERY_MINUTES": "60"}
+        loaded = starter_cli(env, "--json", "config", "load", SAMPLE_CONFIG)
+        assert loaded.returncode == 0, str(loaded)
+        client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
+        schedule = client.get_schedule_handle(schedule_id(queue))
+        with running_worker(env, tmp_path / "worker.log") as worker:
+            try:
+                installed = [e for e in worker.events() if e["event"].startswith("reconcil")]
+                assert [e["event"] for e in installed] == ["reconciliation schedule installed"]
+                every = (await schedule.describe()).schedule.spec.intervals[0].every
+                assert every == timedelta(minutes=60)
+                raised = await starter_cli_async(
+                    env, "--json", "raise", "--reference", ref, "--topic", "homeless-tonight",
+                    "--by", "adviser1",
+                )  # fmt: skip
+                assert raised.returncode == 0, str(raised)
+                for _ in range(100):  # the case records itself as it opens
+                    if load_case(store.engine, ref) is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                await client.get_workflow_handle(case_workflow_id(ref)).terminate()
+                run = await starter_cli_async(env, "--json", "reconcile", retry_abort=False)
+                assert run.returncode == 0 or run.aborted_at_shutdown, str(run)
+                answer = run.json()
+                assert answer["reconciled_total"] == 1, answer
+                assert answer["reconciled"][0]["reference"] == ref
+                changed = await starter_cli_async(
+                    env, "--json", "reconcile", "--install-schedule", "--every", "2"
+                )
+                assert changed.returncode == 0, str(changed)
+                assert changed.json()["created"] is False
+                every = (await schedule.describe()).schedule.spec.intervals[0].every
+                assert every == timedelta(minutes=2)
+                refused = await starter_cli_async(
+                    env, "--json", "reconcile", "--install-schedule", "--every", "-1"
+                )
+                assert refused.returncode == 1 and "--every" in refused.stderr
+            finally:
+                await schedule.delete()
+        record = load_case(store.engine, ref)
+    assert record is not None and record.status == "closed"
+    assert record.close_reason == "terminated in Temporal (reconciled)"
