@@ -2,7 +2,9 @@
 
     python worker.py            # settings from the environment (see starter/connection.py)
 
-Stops cleanly on SIGINT/SIGTERM: it stops polling, lets running activities finish, and exits.
+At start it installs (or updates) its task queue's reconciliation schedule
+(starter.reconcile; RECONCILE_EVERY_MINUTES, default 5, 0 for none). Stops cleanly on
+SIGINT/SIGTERM: it stops polling, lets running activities finish, and exits.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ _REASONS: dict[WorkflowExecutionStatus, str] = {
     WorkflowExecutionStatus.COMPLETED: "completed in Temporal without its last record (reconciled)",
 }
 NOT_FOUND_REASON = "not found in Temporal (reconciled)"
+# Workflows described at once (each is one DescribeWorkflowExecution call to the frontend).
+DESCRIBE_CONCURRENCY = 10
 
 
 class ReconcileActivities:
@@ -58,15 +60,17 @@ class ReconcileActivities:
         details = activity.info().heartbeat_details
         after: str | None = details[0] if details and isinstance(details[0], str) else None
         result = ReconcileResult()
+        limit = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
         while True:
             refs = await asyncio.to_thread(
                 repository.open_case_references, self._engine, after=after, limit=input.page_size
             )
             if not refs:
                 break
-            for ref in refs:
+            # A page's workflows are described a few at a time, in parallel.
+            answers = await asyncio.gather(*(_ended(client, ref, limit) for ref in refs))
+            for ref, ended in zip(refs, answers, strict=True):
                 result.checked += 1
-                ended = await _ended(client, ref)
                 if ended is None:
                     result.running += 1
                     continue
@@ -98,10 +102,13 @@ class ReconcileActivities:
         return result
 
 
-async def _ended(client: Client, reference: str) -> tuple[str, str, datetime] | None:
+async def _ended(
+    client: Client, reference: str, limit: asyncio.Semaphore
+) -> tuple[str, str, datetime] | None:
     """How the case's workflow ended (status, store reason, close time); None: running."""
     try:
-        desc = await client.get_workflow_handle(case_workflow_id(reference)).describe()
+        async with limit:
+            desc = await client.get_workflow_handle(case_workflow_id(reference)).describe()
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
