@@ -24,7 +24,7 @@ from temporalio.service import RPCError
 
 from domain.planner import OPERATOR_CANCELLED
 from models.case import SYSTEM, CaseState
-from models.messages import CompleteTask, RaiseCase
+from models.messages import AddTask, CompleteTask, RaiseCase
 from starter.client import CaseFilter
 from starter.devserver import DevServer, temporal_cli
 from starter.reconcile import install_schedule, reconcile_now, schedule_id
@@ -132,7 +132,8 @@ async def test_cancellation_racing_messages_and_the_opening(
     """A cancellation that lands while the case is opening, or while messages are being
     handled (a handler holds the case's lock), still closes the case once, after what was
     accepted before it."""
-    opening, busy = f"CXO-{uuid.uuid4().hex[:8]}", f"CXB-{uuid.uuid4().hex[:8]}"
+    stamp = uuid.uuid4().hex[:8]
+    opening, busy, adding = f"CXO-{stamp}", f"CXB-{stamp}", f"CXA-{stamp}"
     async with live_cases(tmp_path, dev_server, activity_executor, "cancel-race") as live:
         # Cancelled at once: the first workflow task usually holds the start and the cancel.
         handle = await live.cases.raise_case(
@@ -161,11 +162,22 @@ async def test_cancellation_racing_messages_and_the_opening(
                 await busy_handle.cancel()
         await _ends_cancelled(live, busy)
         await wait_open(busy_handle)  # a query on the closed case (replays it)
+
+        # A message whose handler holds the lock while it allocates (a local activity), sent
+        # with the cancellation: the close waits for its change, or it comes after the close.
+        await live.cases.raise_case(
+            RaiseCase(reference=adding, topic="homeless-tonight", raised_by="adviser1")
+        )
+        owner = (await live.cases.state(adding)).owner
+        adding_handle = live.client.get_workflow_handle(case_workflow_id(adding))
+        add = AddTask(request_id="add-1", actor=owner.key, task="property-inspection")
+        await asyncio.gather(adding_handle.signal("add_task", add), adding_handle.cancel())
+        await _ends_cancelled(live, adding)
         finals = {
             ref: await live.client.get_workflow_handle(case_workflow_id(ref)).query(
                 "state", result_type=CaseState
             )
-            for ref in (opening, busy)
+            for ref in (opening, busy, adding)
         }
 
     for ref, final in finals.items():
@@ -178,6 +190,14 @@ async def test_cancellation_racing_messages_and_the_opening(
         # Nothing is accepted after the close: later messages are refused (case not open).
         after = trail[closes[0] + 1 :]
         assert all(a.outcome != "accepted" for a in after), (ref, after)
+        assert [a.action for a in final.audit].count("close_case") == 1, ref
+        assert all(t.status in ("completed", "cancelled") for t in final.tasks), ref
+    added = finals[adding].task("property-inspection")
+    add_entry = next(a for a in finals[adding].audit if a.request_id == "add-1")
+    if add_entry.outcome == "accepted":  # handled first: the close cancelled it
+        assert added is not None and added.status == "cancelled"
+    else:  # handled after the close
+        assert added is None and add_entry.detail.startswith("case_not_open"), add_entry
 
 
 async def test_reconciliation_marks_ended_cases_and_leaves_running_ones(

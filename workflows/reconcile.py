@@ -20,6 +20,7 @@ RECONCILE_WORKFLOW_TYPE = "ReconcileCases"
 class ReconcileCases:
     @workflow.run
     async def run(self, input: ReconcileInput) -> ReconcileResult:
+        # The activity logs what it did; the result (counts, the first cases) is the summary.
         result: ReconcileResult = await workflow.execute_activity(
             "reconcile_cases",
             input,
@@ -33,13 +34,5 @@ class ReconcileCases:
                 maximum_attempts=5,
             ),
             summary="mark in the store the open cases whose workflows ended",
-        )
-        workflow.logger.info(
-            "reconciliation done",
-            extra={
-                "checked": result.checked,
-                "running": result.running,
-                "reconciled": result.reconciled_total,
-            },
         )
         return result
