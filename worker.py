@@ -2,7 +2,9 @@
 
     python worker.py            # settings from the environment (see starter/connection.py)
 
-Stops cleanly on SIGINT/SIGTERM: it stops polling, lets running activities finish, and exits.
+At start it installs (or updates) its task queue's reconciliation schedule
+(starter.reconcile; RECONCILE_EVERY_MINUTES, default 5, 0 for none). Stops cleanly on
+SIGINT/SIGTERM: it stops polling, lets running activities finish, and exits.
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import Engine
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
 from activities.notifiers import InboxNotifier, Notifier
+from activities.reconcile import ReconcileActivities
 from starter.connection import TemporalSettings, connect
 from starter.logs import configure_logging
+from starter.reconcile import install_schedule, interval_from_env
 from store.db import create_schema, database_url, make_engine
 from workflows.case_workflow import HousingOptionsCase
+from workflows.reconcile import ReconcileCases
 
 log = structlog.get_logger("worker")
 
@@ -51,13 +57,15 @@ def build_worker(
     max_cached_workflows: int | None = None,
     extra_workflows: Sequence[type] = (),
 ) -> Worker:
-    """A worker for the case workflow and its activities on `task_queue`."""
+    """A worker for the case workflow and its activities on `task_queue`, and the
+    reconciliation (`ReconcileCases`) of its store."""
     acts = CaseworkActivities(engine, notifiers=notifiers(engine))
+    reconcile = ReconcileActivities(engine)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[HousingOptionsCase, *extra_workflows],
-        activities=acts.all(),
+        workflows=[HousingOptionsCase, ReconcileCases, *extra_workflows],
+        activities=[*acts.all(), *reconcile.all()],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_local_activities=max_concurrent_activities,
@@ -77,9 +85,12 @@ def build_worker(
 
 async def run(settings: TemporalSettings | None = None) -> None:
     settings = settings or TemporalSettings.from_env()
+    every = interval_from_env()
     engine = make_engine(database_url())
     create_schema(engine)
     client = await connect(settings)
+    if every is not None:
+        await _install_reconciliation(client, settings.task_queue, every)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -98,6 +109,20 @@ async def run(settings: TemporalSettings | None = None) -> None:
             log.info("worker stopping")
     engine.dispose()
     log.info("worker stopped")
+
+
+async def _install_reconciliation(client: Client, task_queue: str, every: timedelta) -> None:
+    """The reconciliation schedule of this queue (starter.reconcile); a cluster that refuses
+    it (no permission to manage schedules) still gets a worker, with a warning."""
+    try:
+        created = await install_schedule(client, task_queue, every)
+    except RPCError as err:
+        log.warning("reconciliation schedule not installed", error=err.message)
+        return
+    log.info(
+        "reconciliation schedule installed" if created else "reconciliation schedule updated",
+        every_minutes=every.total_seconds() / 60,
+    )
 
 
 def main() -> None:

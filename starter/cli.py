@@ -107,6 +107,53 @@ def _emit(args: argparse.Namespace, data: Any, table: Table | str | None = None)
         out.print(table)
 
 
+# ------------------------------------------------------------------ reconcile
+
+
+async def cmd_reconcile(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from starter.reconcile import install_schedule, interval_from_env, reconcile_now, schedule_id
+
+    client = await _client()
+    queue = client.task_queue
+    if args.install_schedule:
+        if args.every is not None and not 0 < args.every < float("inf"):
+            raise CliError("--every must be a positive number of minutes", "invalid_input")
+        try:
+            every = timedelta(minutes=args.every) if args.every else interval_from_env()
+        except ValueError as e:
+            raise CliError(str(e), "invalid_settings") from None
+        if every is None:
+            raise CliError("RECONCILE_EVERY_MINUTES is 0: give --every", "invalid_settings")
+        created = await install_schedule(client.client, queue, every)
+        answer = {
+            "schedule_id": schedule_id(queue),
+            "task_queue": queue,
+            "every_minutes": every.total_seconds() / 60,
+            "created": created,
+        }
+        verb = "installed" if created else "updated"
+        _emit(
+            args,
+            answer,
+            f"schedule {answer['schedule_id']} {verb}: every {answer['every_minutes']:g} min "
+            f"on task queue {queue}",
+        )
+        return 0
+    result = await reconcile_now(client.client, queue)
+    table = Table(
+        title=f"{result.checked} open case(s) checked, {result.running} running, "
+        f"{result.reconciled_total} marked closed"
+    )
+    for col in ("Case", "Ended", "Reason", "At"):
+        table.add_column(col)
+    for c in result.reconciled:
+        table.add_row(c.reference, c.execution_status, c.reason, local(c.finished_at))
+    _emit(args, result, table)
+    return 0
+
+
 # ------------------------------------------------------------------ config
 
 
@@ -517,6 +564,22 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--mark-read", action="store_true", help="mark the listed alerts read")
     ib.add_argument("--limit", type=int, default=100)
     ib.set_defaults(fn=cmd_inbox)
+
+    rc = sub.add_parser(
+        "reconcile",
+        help="mark in the store the open cases whose workflows ended (terminated, ...)",
+        description="Run one reconciliation now on the task queue (a worker must be polling "
+        "it), or install its Temporal Schedule (the worker installs it at start too).",
+    )
+    what = rc.add_mutually_exclusive_group()
+    what.add_argument("--now", action="store_true", help="run one now and wait (the default)")
+    what.add_argument("--install-schedule", action="store_true", help="create or update it")
+    rc.add_argument(
+        "--every",
+        type=float,
+        help="schedule interval in minutes (default 5, or RECONCILE_EVERY_MINUTES)",
+    )
+    rc.set_defaults(fn=cmd_reconcile)
 
     d = sub.add_parser("demo", help="run the demo: dev server, worker, realistic cases")
     d.add_argument("--cases", type=int, default=8)

@@ -135,10 +135,24 @@ class CaseFilter(BaseModel):
             (search.OPEN_TASK_OWNERS.name, self.owner),
             (search.CASE_TOPIC.name, self.topic),
             (search.CASE_WORKFLOW_TYPE.name, self.workflow_type),
-            (search.CASE_STATUS.name, self.status),
         ]
         parts = [f"{name} = {visibility_literal(v)}" for name, v in clauses if v is not None]
+        if self.status is not None:
+            parts.append(_STATUS_QUERIES[self.status])
         return " AND ".join(parts) or None
+
+
+# A workflow's search attributes cannot change once it has ended: a case terminated, timed out
+# or failed keeps CaseStatus "open" (the store is reconciled: starter.reconcile), and each run
+# a case continued as new from keeps the values it had then. So "open" is a running workflow
+# whose CaseStatus says so, and "closed" a closed CaseStatus or a workflow that ended otherwise.
+_STATUS_QUERIES = {
+    "open": f"{search.CASE_STATUS.name} = 'open' AND ExecutionStatus = 'Running'",
+    "closed": (
+        f"({search.CASE_STATUS.name} = 'closed' OR "
+        "ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed', 'Canceled'))"
+    ),
+}
 
 
 # How long raise_case waits for a new case to open (pin its definition, allocate its owners).

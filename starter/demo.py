@@ -49,6 +49,8 @@ from starter.devserver import (
     port_in_use,
     start_dev_server,
 )
+from starter.reconcile import schedule_id
+from workflows.case_workflow import case_workflow_id
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "default"
@@ -57,6 +59,10 @@ NAMESPACE = "default"
 ARRIVAL_SECONDS = 45.0
 ARRIVALS_FOR = 30 * 60.0  # then the demo stops raising cases (the case targets are 30 min)
 STATUS_EVERY = 30.0
+# The reconciliation schedule runs every minute in the demo; one case is terminated in
+# Temporal after TERMINATE_AFTER seconds so the demo shows it marked closed in the store.
+RECONCILE_EVERY_MINUTES = "1"
+TERMINATE_AFTER = 90.0
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 220)
 
@@ -243,6 +249,38 @@ async def _status_loop(client: CaseClient, diligent: str, actor: str) -> None:
         await asyncio.sleep(STATUS_EVERY)
 
 
+def _reconcile_every() -> str:
+    return os.environ.get("RECONCILE_EVERY_MINUTES", RECONCILE_EVERY_MINUTES)
+
+
+async def _show_reconciliation(client: CaseClient, reference: str) -> None:
+    """As an operator might: terminate one case in Temporal (it gets no chance to record
+    that), then watch the reconciliation schedule mark it closed in the store."""
+    from store.db import make_engine
+    from store.repository import load_case
+
+    await asyncio.sleep(TERMINATE_AFTER)
+    handle = client.client.get_workflow_handle(case_workflow_id(reference))
+    await handle.terminate(reason="demo: terminated to show the reconciliation")
+    console.print(
+        f"[dim]{datetime.now():%H:%M:%S}[/] terminated [bold]{reference}[/] in Temporal (as an "
+        "operator might): the store still says open until the reconciliation schedule runs"
+    )
+    engine = make_engine(os.environ["DATABASE_URL"])
+    try:
+        while True:
+            record = await asyncio.to_thread(load_case, engine, reference)
+            if record is not None and record.status != "open":
+                console.print(
+                    f"[dim]{datetime.now():%H:%M:%S}[/] the reconciliation marked "
+                    f"[bold]{reference}[/] {record.status} in the store: {record.close_reason}"
+                )
+                return
+            await asyncio.sleep(5)
+    finally:
+        engine.dispose()
+
+
 async def _keep_arriving(arrivals: Arrivals, more: int) -> None:
     """Raise `more` cases one every ARRIVAL_SECONDS, then keep arriving until ARRIVALS_FOR
     has passed: the cases then stand at different points of their SLAs (a case raised a
@@ -275,10 +313,22 @@ async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
         "SlaStatus = 'amber' AND CaseWorkflowType = 'prevention-duty'",
         f"OpenTaskOwners = '{_first_user(config, 'housing-advisers')}'",
         "SlaStatus = 'escalated' OR SlaStatus = 'breached'",
-        "CaseStatus = 'open' AND OpenTasks > 1",
+        "CaseStatus = 'open' AND ExecutionStatus = 'Running' AND OpenTasks > 1",
     ):
         console.print(f"  {q}")
     temporal = Path(sys.executable).parent / "temporal"
+    console.print(
+        f"\nReconciliation: schedule {schedule_id(settings.task_queue)} marks in the store, every "
+        f"{_reconcile_every()} min, the cases whose workflows were terminated, timed out or "
+        f"failed: {ui}/namespaces/{NAMESPACE}/schedules"
+    )
+    console.print(
+        "Cancel a case as an operator (Web UI: Request Cancellation), and it closes as the "
+        "system, recorded everywhere:"
+    )
+    console.print(
+        f"  {temporal} workflow cancel --address {server.address} --workflow-id case-{refs[0]}"
+    )
     state = await client.state(refs[0])
     open_task = next((t.key for t in state.tasks if t.status == "open"), "<task key>")
     console.print("\nSignal a case from the `temporal` CLI, for example:")
@@ -293,9 +343,12 @@ async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
     console.print(
         "\nAmber alerts fire after about a minute, targets after about three. Ctrl-C stops.\n"
     )
+    # refs[1]: neither the diligent officer's case (refs[2]) nor the closed one (refs[-1]).
+    shown = [_show_reconciliation(client, refs[1])] if len(refs) >= 3 else []
     await asyncio.gather(
         _status_loop(client, refs[2 % len(refs)], _first_user(config, "service-manager")),
         _keep_arriving(arrivals, cases - first),
+        *shown,
     )
 
 
@@ -395,6 +448,7 @@ def run_demo(cases: int = 8) -> int:
             "TEMPORAL_NAMESPACE": NAMESPACE,
             "TEMPORAL_TASK_QUEUE": DEFAULT_TASK_QUEUE,
             "LOG_FORMAT": "json",
+            "RECONCILE_EVERY_MINUTES": _reconcile_every(),
         }
         worker = _start_worker(env, workdir)
         console.print(f"worker started (pid {worker.pid}, log {workdir / 'worker.log'})")

@@ -36,10 +36,14 @@ def worker_env(
     *,
     namespace: str = "default",
     log_level: str = "INFO",
+    reconcile_every_minutes: float = 0,
 ) -> dict[str, str]:
     """The environment of a worker (or of `python -m starter`) on this server, namespace,
     task queue and store, logging JSON. The caller's own TEMPORAL_* variables are dropped:
-    a developer's settings must not redirect the process to another server."""
+    a developer's settings must not redirect the process to another server.
+
+    The worker installs no reconciliation schedule by default here (0): a schedule outlives
+    the worker, and would keep starting runs on the queue of a test or benchmark long gone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
     env.update(
         TEMPORAL_ADDRESS=address,
@@ -49,6 +53,7 @@ def worker_env(
         LOG_FORMAT="json",
         LOG_LEVEL=log_level,
         PYTHONUNBUFFERED="1",
+        RECONCILE_EVERY_MINUTES=f"{reconcile_every_minutes:g}",
     )
     return env
 

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.activities import Alert, AlertKey, CaseRecord, TaskRecord
-from models.case import CASE_TARGET, AuditEntry, Hold, Owner, TaskStatus
+from models.case import CASE_TARGET, SYSTEM, AuditEntry, Hold, Owner, TaskStatus
 from models.config import Configuration, Indicator, Key
 from store.schema import (
     Allocation,
@@ -644,3 +644,76 @@ def cases_with_work_owned_by(engine: Engine, owner: Owner, limit: int = 10_000) 
     )
     with Session(engine) as session:
         return list(session.scalars(query))
+
+
+# ------------------------------------------------------------------ reconciliation
+# For cases whose workflows ended in a way they could not record (see activities.reconcile).
+
+
+def open_case_references(
+    engine: Engine, *, after: str | None = None, limit: int = 100
+) -> list[str]:
+    """References of the cases recorded as open, in reference order, after `after` (a page:
+    pass the last reference of the previous one)."""
+    query = select(StoredCase.reference).where(StoredCase.status == "open")
+    if after is not None:
+        query = query.where(StoredCase.reference > after)
+    with Session(engine) as session:
+        return list(session.scalars(query.order_by(StoredCase.reference).limit(limit)))
+
+
+RECONCILED_ACTION = "case_reconciled"
+
+
+def mark_case_ended(
+    engine: Engine,
+    reference: str,
+    reason: str,
+    finished_at: datetime,
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Close the stored case `reference` whose workflow has ended without recording it: status
+    closed, `reason`, `finished_at`, its unfinished tasks cancelled, a system entry at the end
+    of its audit trail. Only while the row still says open (a case that recorded its own end
+    meanwhile is left as it recorded it); the revision goes up by one, so a record the ended
+    workflow had in flight cannot reopen it. Returns whether the case was marked."""
+    with Session(engine) as session, session.begin():
+        marked = session.execute(
+            update(StoredCase)
+            .where(StoredCase.reference == reference, StoredCase.status == "open")
+            .values(
+                status="closed",
+                close_reason=reason,
+                finished_at=finished_at,
+                revision=StoredCase.revision + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if int(marked.rowcount) == 0:  # type: ignore[attr-defined]
+            return False
+        session.execute(
+            update(StoredTask)
+            .where(
+                StoredTask.case_reference == reference,
+                StoredTask.status.in_(OPEN_WORK_STATUSES),
+            )
+            .values(status="cancelled")
+            .execution_options(synchronize_session=False)
+        )
+        last = session.scalar(
+            select(func.max(CaseAuditRow.seq)).where(CaseAuditRow.case_reference == reference)
+        )
+        entry = AuditEntry(
+            at=now or _now(),
+            actor=SYSTEM,
+            action=RECONCILED_ACTION,
+            outcome="system",
+            detail=reason,
+        )
+        session.execute(
+            _insert(session, CaseAuditRow)
+            .values(_audit_values(reference, (last if last is not None else -1) + 1, entry))
+            .on_conflict_do_nothing(index_elements=["case_reference", "seq"])
+        )
+    return True

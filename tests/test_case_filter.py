@@ -34,7 +34,13 @@ def test_every_field_renders_quoted_and_anded() -> None:
     assert f.query() == (
         "CaseReference = 'HO-2026-000123' AND SlaStatus = 'breached' AND "
         "OpenTaskOwners = 'adviser1' AND CaseTopic = 'private-tenancy-ending' AND "
-        "CaseWorkflowType = 'prevention-duty' AND CaseStatus = 'open'"
+        "CaseWorkflowType = 'prevention-duty' AND CaseStatus = 'open' AND "
+        "ExecutionStatus = 'Running'"
+    )
+    # A case that ended without recording it (terminated, ...) keeps CaseStatus "open".
+    assert CaseFilter(status="closed").query() == (
+        "(CaseStatus = 'closed' OR "
+        "ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed', 'Canceled'))"
     )
     assert CaseFilter(owner="team-leaders").query() == "OpenTaskOwners = 'team-leaders'"
 

@@ -13,7 +13,7 @@ FORBIDDEN = ("sqlalchemy", "holidays", "store", "activities", "psycopg", "struct
 def test_workflow_modules_import_no_io_libraries() -> None:
     code = (
         "import sys, json\n"
-        "import workflows.case_workflow, workflows.search\n"
+        "import workflows.case_workflow, workflows.search, workflows.reconcile\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     result = subprocess.run(

@@ -23,7 +23,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -193,6 +193,25 @@ class HousingOptionsCase:
                 self._invalid_input or "invalid input", type="invalid_input", non_retryable=True
             )
         input = self._input
+        try:
+            return await self._run(input)
+        except BaseException as err:
+            # An operator's "Request Cancellation" (Web UI, `temporal workflow cancel`) arrives
+            # as a cancellation of this coroutine, at whatever it awaits. The case closes as a
+            # system close and records it, then ends as Cancelled. Cases cancelled before
+            # this replay as they ran: they ended at once.
+            if not (
+                is_cancelled_exception(err)
+                and workflow.cancellation_reason() is not None
+                and workflow.patched("operator-cancellation")
+            ):
+                raise
+            if await self._close_on_cancellation(input):
+                raise
+            state, _ = self._require()
+            return state
+
+    async def _run(self, input: CaseInput) -> CaseState:
         if self._state is None:
             await self._open_case(input)
         state, defn = self._require()
@@ -234,6 +253,36 @@ class HousingOptionsCase:
             "case finished", extra={"case": state.reference, "status": state.status}
         )
         return state
+
+    async def _close_on_cancellation(self, input: CaseInput) -> bool:
+        """Close the case as the system after an operator's cancellation: every unfinished
+        task cancelled, audited, recorded in the store, search attributes upserted, handlers
+        finished. The activities here start after the cancellation was delivered, so they run
+        to completion. True when the case was open (it closed: the workflow ends Cancelled);
+        False when it had finished already (it ends as it would have, Completed)."""
+        if self._state is None:  # cancelled while opening: open it, so the store has it
+            await self._open_case(input)
+        self._cancel_timer()
+        state, defn = self._require()
+        async with self._lock:  # a message being handled finishes its change first
+            was_open = state.status == "open"
+            if was_open:
+                planner.system_close(defn, state, workflow.now(), planner.OPERATOR_CANCELLED)
+                self._touch()
+            await self._record_if_changed()
+            self._refresh_display()
+        # End in a later workflow task than the close's record: a workflow task that ends
+        # the workflow is retried when messages arrive during it (UnhandledCommand), and the
+        # local activities of the failed attempt would already have written to the store.
+        await workflow.sleep(timedelta(milliseconds=1), summary="close recorded")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        async with self._lock:  # a refusal audited meanwhile
+            await self._record_if_changed()
+        workflow.logger.info(
+            "case cancelled by an operator" if was_open else "case finished",
+            extra={"case": state.reference, "status": state.status},
+        )
+        return was_open
 
     @staticmethod
     def _check_raise(input: CaseInput, defn: CaseDefinition) -> None:

@@ -60,12 +60,14 @@ from domain.planner.lookups import (
 from domain.planner.planning import Plan, case_may_finish, plan
 from domain.planner.schedule import describe_instant, next_deadline, pending_instants
 from domain.planner.transitions import (
+    OPERATOR_CANCELLED,
     add_task,
     close_case,
     complete_task,
     finish_case,
     reassign_task,
     require_task,
+    system_close,
 )
 from domain.planner.views import (
     case_record,
@@ -79,6 +81,7 @@ from models.case import SYSTEM
 
 __all__ = [
     "INDICATORS",
+    "OPERATOR_CANCELLED",
     "SYSTEM",
     "Action",
     "FireIndicator",
@@ -115,6 +118,7 @@ __all__ = [
     "resolve_predecessors",
     "show_instant",
     "sla_calendar_of",
+    "system_close",
     "task_allocation_rule",
     "task_calendar",
     "task_due_if_started",

@@ -12,7 +12,7 @@ from datetime import datetime
 from domain.planner import audit, working
 from domain.planner.actions import open_task
 from domain.planner.construction import add_owner_change, lag_start, new_task, set_owner
-from models.case import UNFINISHED, CaseState, CaseTask, Owner, OwnerChange
+from models.case import SYSTEM, UNFINISHED, CaseState, CaseTask, Owner, OwnerChange
 from models.config import Key
 from models.definition import CaseDefinition
 from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
@@ -132,3 +132,17 @@ def require_task(state: CaseState, key: Key) -> CaseTask:
     if task is None:
         raise ValueError(f"task {key!r} is not on case {state.reference}")
     return task
+
+
+# The reason of a close by the system after an operator cancelled the case's workflow in
+# Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`).
+OPERATOR_CANCELLED = "cancelled by an operator in Temporal"
+# The request id of that close in the audit trail: one per case, so it is never a duplicate.
+OPERATOR_CANCELLATION_REQUEST = "temporal-cancellation"
+
+
+def system_close(defn: CaseDefinition, state: CaseState, now: datetime, reason: str) -> None:
+    """Close the case as the system (`SYSTEM` is the actor): the same close as an officer's
+    `close_case`, every task not yet finished cancelled, audited with `reason`."""
+    req = CloseCase(request_id=OPERATOR_CANCELLATION_REQUEST, actor=SYSTEM, reason=reason)
+    close_case(defn, state, req, now)
