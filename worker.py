@@ -24,7 +24,9 @@ from activities import CaseworkActivities
 from activities.notifiers import InboxNotifier, Notifier
 from starter.connection import TemporalSettings, connect
 from starter.logs import configure_logging
-from store.db import create_schema, database_url, make_engine
+from store.db import database_url, make_engine
+from store.migrate import SchemaNotCurrentError
+from store.migrate import check as check_schema
 from workflows.case_workflow import HousingOptionsCase
 
 log = structlog.get_logger("worker")
@@ -78,7 +80,9 @@ def build_worker(
 async def run(settings: TemporalSettings | None = None) -> None:
     settings = settings or TemporalSettings.from_env()
     engine = make_engine(database_url())
-    create_schema(engine)
+    # Never migrate here: an operator upgrades the schema (`python -m starter db upgrade`)
+    # before starting workers of a new release; a worker behind or ahead refuses to start.
+    check_schema(engine)
     client = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,7 +106,11 @@ async def run(settings: TemporalSettings | None = None) -> None:
 
 def main() -> None:
     configure_logging()
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except SchemaNotCurrentError as e:
+        log.error("worker refused to start", reason=str(e))
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

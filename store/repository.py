@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from models.activities import Alert, AlertKey, CaseRecord, TaskRecord
 from models.case import CASE_TARGET, AuditEntry, Owner, TaskStatus
 from models.config import Configuration, Indicator, Key
+from store.config_format import CONFIG_FORMAT, decode_configuration
 from store.schema import (
     Allocation,
     Base,
@@ -75,12 +76,18 @@ def configuration_hash(config: Configuration) -> tuple[str, str]:
 
 def _config_values(config: Configuration, source: str, loaded_at: datetime) -> dict[str, Any]:
     document, digest = configuration_hash(config)
-    return {"content_hash": digest, "loaded_at": loaded_at, "source": source, "document": document}
+    return {
+        "content_hash": digest,
+        "loaded_at": loaded_at,
+        "source": source,
+        "document": document,
+        "format_version": CONFIG_FORMAT,
+    }
 
 
-def _config_from_row(document: str) -> Configuration:
-    # Only the document is read back: the other columns are for finding the version.
-    return Configuration.model_validate_json(document)
+def _config_from_row(document: str, format_version: int) -> Configuration:
+    # Only the document (in its format) is read back: the other columns find the version.
+    return decode_configuration(document, format_version)
 
 
 def _owner_columns(owner: Owner | None) -> tuple[str | None, str | None]:
@@ -291,24 +298,26 @@ def latest_configuration(engine: Engine) -> tuple[int, Configuration]:
     stored."""
     with Session(engine) as session:
         row = session.execute(
-            select(ConfigVersion.id, ConfigVersion.document)
+            select(ConfigVersion.id, ConfigVersion.document, ConfigVersion.format_version)
             .order_by(ConfigVersion.loaded_at.desc(), ConfigVersion.id.desc())
             .limit(1)
         ).first()
     if row is None:
         raise NoConfigurationError(NO_CONFIGURATION)
-    return row.id, _config_from_row(row.document)
+    return row.id, _config_from_row(row.document, row.format_version)
 
 
 def configuration(engine: Engine, version: int) -> Configuration:
     """Configuration version `version`. Raises NoConfigurationError when it is not stored."""
     with Session(engine) as session:
-        document = session.scalars(
-            select(ConfigVersion.document).where(ConfigVersion.id == version)
+        row = session.execute(
+            select(ConfigVersion.document, ConfigVersion.format_version).where(
+                ConfigVersion.id == version
+            )
         ).first()
-    if document is None:
+    if row is None:
         raise NoConfigurationError(f"configuration version {version} is not stored")
-    return _config_from_row(document)
+    return _config_from_row(row.document, row.format_version)
 
 
 # ------------------------------------------------------------------ cases

@@ -190,6 +190,9 @@ def started_stack(
     with make_store(backend, workdir) as store:
         queue = f"e2e-{backend}-{uuid.uuid4().hex[:8]}"
         env = service_env(server, queue, store.url)
+        # As an operator deploys: the schema first (the worker refuses a store behind it).
+        upgraded = starter_cli(env, "--json", "db", "upgrade")
+        assert upgraded.returncode == 0, str(upgraded)
         loaded = starter_cli(env, "--json", "config", "load", config)
         assert loaded.returncode == 0, str(loaded)
         version = loaded.json()["version"]
