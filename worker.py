@@ -21,12 +21,15 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
+from activities.metrics import CaseMetrics
 from activities.notifiers import InboxNotifier, Notifier
 from starter.connection import TemporalSettings, connect
 from starter.logs import configure_logging
+from starter.observability import HealthMonitor, ObservabilityServer, ObservabilitySettings, build
 from store.db import database_url, make_engine
 from store.migrate import SchemaNotCurrentError
 from store.migrate import check as check_schema
+from store.repository import open_cases_by_sla_status
 from workflows.case_workflow import HousingOptionsCase
 
 log = structlog.get_logger("worker")
@@ -52,9 +55,11 @@ def build_worker(
     max_concurrent_activities: int = 50,
     max_cached_workflows: int | None = None,
     extra_workflows: Sequence[type] = (),
+    metrics: CaseMetrics | None = None,
 ) -> Worker:
-    """A worker for the case workflow and its activities on `task_queue`."""
-    acts = CaseworkActivities(engine, notifiers=notifiers(engine))
+    """A worker for the case workflow and its activities on `task_queue`; `metrics` records
+    the product's metrics (activities.metrics)."""
+    acts = CaseworkActivities(engine, notifiers=notifiers(engine), metrics=metrics)
     return Worker(
         client,
         task_queue=task_queue,
@@ -79,27 +84,54 @@ def build_worker(
 
 async def run(settings: TemporalSettings | None = None) -> None:
     settings = settings or TemporalSettings.from_env()
+    observe = ObservabilitySettings.from_env()
+    this_build = build()
     engine = make_engine(database_url())
     # Never migrate here: an operator upgrades the schema (`python -m starter db upgrade`)
     # before starting workers of a new release; a worker behind or ahead refuses to start.
     check_schema(engine)
-    client = await connect(settings)
+    client = await connect(settings, runtime=observe.sdk_runtime())
+    metrics = CaseMetrics()
+    metrics.build_info.labels(this_build.version, this_build.build_id).set(1)
+    metrics.watch_open_cases(lambda: open_cases_by_sla_status(engine))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
-        worker = build_worker(client, engine, settings.task_queue, executor)
-        log.info(
-            "worker started",
-            address=settings.address,
-            namespace=settings.namespace,
-            task_queue=settings.task_queue,
-            database=engine.url.get_backend_name(),
+        worker = build_worker(client, engine, settings.task_queue, executor, metrics=metrics)
+        health = HealthMonitor(
+            client,
+            engine,
+            settings.task_queue,
+            this_build,
+            worker_running=lambda: worker.is_running,
+        )
+        server = (
+            ObservabilityServer(observe.host, observe.metrics_port, metrics.registry, health)
+            if observe.metrics_port is not None
+            else None
         )
         async with worker:
+            checks = asyncio.create_task(health.run(stop))
+            if server is not None:
+                server.start()
+            log.info(
+                "worker started",
+                address=settings.address,
+                namespace=settings.namespace,
+                task_queue=settings.task_queue,
+                database=engine.url.get_backend_name(),
+                version=this_build.version,
+                build_id=this_build.build_id,
+                metrics_port=observe.metrics_port,
+                sdk_metrics_port=observe.sdk_metrics_port,
+            )
             await stop.wait()
             log.info("worker stopping")
+            await checks
+            if server is not None:
+                server.stop()
     engine.dispose()
     log.info("worker stopped")
 

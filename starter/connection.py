@@ -25,6 +25,7 @@ from typing import Literal, get_args
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 DEFAULT_TASK_QUEUE = "housing-options"
 REPO = Path(__file__).resolve().parent.parent
@@ -77,8 +78,11 @@ class TemporalSettings:
         return self.api_key is not None
 
 
-async def connect(settings: TemporalSettings | None = None) -> Client:
-    """A client with the pydantic data converter, as every part of the product uses."""
+async def connect(
+    settings: TemporalSettings | None = None, *, runtime: Runtime | None = None
+) -> Client:
+    """A client with the pydantic data converter, as every part of the product uses.
+    `runtime`: the worker's, when it exports the SDK's metrics (starter.observability)."""
     settings = settings or TemporalSettings.from_env()
     return await Client.connect(
         settings.address,
@@ -86,6 +90,7 @@ async def connect(settings: TemporalSettings | None = None) -> Client:
         tls=settings.tls(),
         api_key=settings.api_key,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 

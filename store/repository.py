@@ -323,15 +323,31 @@ def configuration(engine: Engine, version: int) -> Configuration:
 # ------------------------------------------------------------------ cases
 
 
+class RecordOutcome(NamedTuple):
+    """What one `record_case_outcome` call changed (for the worker's metrics)."""
+
+    written: bool  # the record was newer than the stored copy, and was written
+    opened: bool  # it was the case's first record
+    finished: bool  # it took the case from open to completed or closed
+    new_audit: list[AuditEntry]  # audit entries stored by this call (none on a retry)
+
+
 def record_case(engine: Engine, record: CaseRecord) -> bool:
     """Upsert the reporting copy of a case and replace its tasks. A record whose revision is
     not newer than the stored one changes nothing (a late retry of an older record, or a retry
     of this one). Returns whether the record was written."""
+    return record_case_outcome(engine, record).written
+
+
+def record_case_outcome(engine: Engine, record: CaseRecord) -> RecordOutcome:
+    """`record_case`, saying what it changed: a retry of a record already stored reports
+    nothing new, so counts built on it count each case, finish and audit entry once."""
     case_values = _case_values(record)
+    new_audit: list[AuditEntry] = []
     with Session(engine) as session, session.begin():
         if record.audit:
             # Entries never change: insert-if-absent by number, whatever the revision.
-            session.execute(
+            inserted = session.scalars(
                 _insert(session, CaseAuditRow)
                 .values(
                     [
@@ -340,7 +356,12 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
                     ]
                 )
                 .on_conflict_do_nothing(index_elements=["case_reference", "seq"])
-            )
+                .returning(CaseAuditRow.seq)
+            ).all()
+            new_audit = [record.audit[seq - record.audit_from] for seq in sorted(inserted)]
+        before = session.scalars(
+            select(StoredCase.status).where(StoredCase.reference == record.reference)
+        ).first()
         stmt = _insert(session, StoredCase).values(**case_values)
         upsert = stmt.on_conflict_do_update(
             index_elements=["reference"],
@@ -348,7 +369,7 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
             where=StoredCase.revision < stmt.excluded.revision,
         ).returning(StoredCase.reference)
         if session.execute(upsert).first() is None:
-            return False
+            return RecordOutcome(False, False, False, new_audit)
         # The upsert holds the case row's lock until commit, so replacing the tasks is safe.
         session.execute(delete(StoredTask).where(StoredTask.case_reference == record.reference))
         if record.tasks:
@@ -356,7 +377,19 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
                 _insert(session, StoredTask),
                 [_task_values(record.reference, t) for t in record.tasks],
             )
-    return True
+    finished = record.status != "open" and before in (None, "open")
+    return RecordOutcome(True, before is None, finished, new_audit)
+
+
+def open_cases_by_sla_status(engine: Engine) -> dict[str, int]:
+    """How many recorded cases are open, by SLA status (the worker's gauge)."""
+    query = (
+        select(StoredCase.sla_status, func.count())
+        .where(StoredCase.status == "open")
+        .group_by(StoredCase.sla_status)
+    )
+    with Session(engine) as session:
+        return {status: int(n) for status, n in session.execute(query).all()}
 
 
 def claim_reference(session: Session, reference: str, first_run_id: str, now: datetime) -> bool:
