@@ -28,6 +28,7 @@ from starter.devserver import DevServer, free_port
 from starter.observability import Build, HealthMonitor
 from store import repository
 from store.db import make_engine
+from tests.helpers import SDK_METRICS_SEEN
 from tests.helpers.stack import started_stack
 
 QUICK = "tests/e2e_config/quick_alert.yaml"
@@ -139,6 +140,8 @@ async def test_metrics_and_health_from_the_worker_process(
         names = {family.name for family in text_string_to_metric_families(sdk_body)}
         assert "temporal_workflow_task_schedule_to_start_latency" in names, sorted(names)
         assert "temporal_activity_execution_latency" in names, sorted(names)
+        # What deploy/prometheus/alerts.yml uses (tests/test_alert_rules.py).
+        assert names >= SDK_METRICS_SEEN, sorted(names)
         assert _get(f"http://127.0.0.1:{port}/nothing")[0] == 404
 
 
