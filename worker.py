@@ -23,6 +23,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities import CaseworkActivities
 from activities.metrics import CaseMetrics
 from activities.notifiers import InboxNotifier, Notifier
+from starter.codec import PayloadKeyError
 from starter.connection import TemporalSettings, connect
 from starter.logs import configure_logging
 from starter.observability import HealthMonitor, ObservabilityServer, ObservabilitySettings, build
@@ -140,7 +141,7 @@ def main() -> None:
     configure_logging()
     try:
         asyncio.run(run())
-    except SchemaNotCurrentError as e:
+    except (SchemaNotCurrentError, PayloadKeyError) as e:
         log.error("worker refused to start", reason=str(e))
         raise SystemExit(2) from None
 

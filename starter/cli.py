@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -46,6 +47,7 @@ from models.messages import (
     RaiseCase,
 )
 from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
+from starter.codec import PayloadKeyError
 from starter.connection import TemporalSettings, connect, use_running_demo
 from store.migrate import SchemaNotCurrentError
 from store.repository import NoConfigurationError
@@ -160,6 +162,8 @@ async def _client() -> CaseClient:
     settings = _settings()
     try:
         client = await connect(settings)
+    except PayloadKeyError as e:
+        raise CliError(str(e), "payload_keys") from None
     except ValueError as e:
         raise CliError(str(e), "invalid_settings") from None
     except RuntimeError as e:  # the SDK's "Failed client connect: ..."
@@ -183,6 +187,39 @@ def _store() -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+# ------------------------------------------------------------------ codec server
+
+
+def cmd_codec_server(args: argparse.Namespace) -> int:
+    from starter.codec import EncryptionCodec, KeyRing, new_key_line
+    from starter.codec_server import CodecServer, allowed_origins_from_env
+
+    if args.new_key:
+        print(new_key_line(args.new_key))
+        return 0
+    ring = KeyRing.from_env()
+    if ring is None:
+        raise CliError(
+            "the codec server needs the payload keys: set CASE_PAYLOAD_KEYS or "
+            "CASE_PAYLOAD_KEYS_FILE as for the worker",
+            "no_payload_keys",
+        )
+    server = CodecServer(
+        EncryptionCodec(ring),
+        host=args.host,
+        port=args.port,
+        allowed_origins=args.allow_origin or allowed_origins_from_env(),
+        token=os.environ.get("CODEC_SERVER_TOKEN") or None,
+    )
+    err.print(
+        f"codec server on http://{args.host}:{server.port} (keys {', '.join(ring.keys)}; "
+        f"encrypting with {ring.current}); Ctrl-C stops"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
 
 
 # ------------------------------------------------------------------ db (schema migrations)
@@ -523,6 +560,22 @@ def build_parser() -> argparse.ArgumentParser:
     rev.add_argument("-m", "--message", required=True, help="what the migration changes")
     rev.set_defaults(fn=cmd_db_revision)
 
+    cs = sub.add_parser(
+        "codec-server",
+        help="serve /encode and /decode for the Web UI and the temporal CLI (payload keys)",
+    )
+    cs.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    cs.add_argument("--port", type=int, default=8888)
+    cs.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        help="a Web UI origin allowed by CORS, e.g. http://localhost:8080 (repeatable; "
+        "default CODEC_SERVER_ALLOWED_ORIGINS)",
+    )
+    cs.add_argument("--new-key", metavar="ID", help="print a new key line `ID:base64` and exit")
+    cs.set_defaults(fn=cmd_codec_server)
+
     r = sub.add_parser("raise", help="raise a case")
     r.add_argument("--reference", required=True, help="the council's case reference")
     r.add_argument("--topic", required=True)
@@ -583,6 +636,7 @@ _ERROR_CODES: dict[type[Exception], str] = {
     DefinitionError: "invalid_definition",
     NoConfigurationError: "no_configuration",
     SchemaNotCurrentError: "schema_not_current",
+    PayloadKeyError: "payload_keys",
 }
 
 
