@@ -24,12 +24,18 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
+from activities.metrics import CaseMetrics
 from activities.notifiers import InboxNotifier, Notifier
 from activities.reconcile import ReconcileActivities
+from starter.codec import PayloadKeyError
 from starter.connection import TemporalSettings, connect
 from starter.logs import configure_logging
+from starter.observability import HealthMonitor, ObservabilityServer, ObservabilitySettings, build
 from starter.reconcile import install_schedule, interval_from_env
-from store.db import create_schema, database_url, make_engine
+from store.db import database_url, make_engine
+from store.migrate import SchemaNotCurrentError
+from store.migrate import check as check_schema
+from store.repository import open_cases_by_sla_status
 from workflows.case_workflow import HousingOptionsCase
 from workflows.reconcile import ReconcileCases
 
@@ -56,10 +62,12 @@ def build_worker(
     max_concurrent_activities: int = 50,
     max_cached_workflows: int | None = None,
     extra_workflows: Sequence[type] = (),
+    metrics: CaseMetrics | None = None,
 ) -> Worker:
     """A worker for the case workflow and its activities on `task_queue`, and the
-    reconciliation (`ReconcileCases`) of its store."""
-    acts = CaseworkActivities(engine, notifiers=notifiers(engine))
+    reconciliation (`ReconcileCases`) of its store; `metrics` records the product's metrics
+    (activities.metrics)."""
+    acts = CaseworkActivities(engine, notifiers=notifiers(engine), metrics=metrics)
     reconcile = ReconcileActivities(engine)
     return Worker(
         client,
@@ -86,27 +94,56 @@ def build_worker(
 async def run(settings: TemporalSettings | None = None) -> None:
     settings = settings or TemporalSettings.from_env()
     every = interval_from_env()
+    observe = ObservabilitySettings.from_env()
+    this_build = build()
     engine = make_engine(database_url())
-    create_schema(engine)
-    client = await connect(settings)
+    # Never migrate here: an operator upgrades the schema (`python -m starter db upgrade`)
+    # before starting workers of a new release; a worker behind or ahead refuses to start.
+    check_schema(engine)
+    client = await connect(settings, runtime=observe.sdk_runtime())
     if every is not None:
         await _install_reconciliation(client, settings.task_queue, every)
+    metrics = CaseMetrics()
+    metrics.build_info.labels(this_build.version, this_build.build_id).set(1)
+    metrics.watch_open_cases(lambda: open_cases_by_sla_status(engine))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
-        worker = build_worker(client, engine, settings.task_queue, executor)
-        log.info(
-            "worker started",
-            address=settings.address,
-            namespace=settings.namespace,
-            task_queue=settings.task_queue,
-            database=engine.url.get_backend_name(),
+        worker = build_worker(client, engine, settings.task_queue, executor, metrics=metrics)
+        health = HealthMonitor(
+            client,
+            engine,
+            settings.task_queue,
+            this_build,
+            worker_running=lambda: worker.is_running,
+        )
+        server = (
+            ObservabilityServer(observe.host, observe.metrics_port, metrics.registry, health)
+            if observe.metrics_port is not None
+            else None
         )
         async with worker:
+            checks = asyncio.create_task(health.run(stop))
+            if server is not None:
+                server.start()
+            log.info(
+                "worker started",
+                address=settings.address,
+                namespace=settings.namespace,
+                task_queue=settings.task_queue,
+                database=engine.url.get_backend_name(),
+                version=this_build.version,
+                build_id=this_build.build_id,
+                metrics_port=observe.metrics_port,
+                sdk_metrics_port=observe.sdk_metrics_port,
+            )
             await stop.wait()
             log.info("worker stopping")
+            await checks
+            if server is not None:
+                server.stop()
     engine.dispose()
     log.info("worker stopped")
 
@@ -127,7 +164,11 @@ async def _install_reconciliation(client: Client, task_queue: str, every: timede
 
 def main() -> None:
     configure_logging()
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except (SchemaNotCurrentError, PayloadKeyError) as e:
+        log.error("worker refused to start", reason=str(e))
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import allocation
 from activities.alert_recipients import alert_recipients
+from activities.metrics import CaseMetrics
 from activities.notifiers import InboxNotifier, Notifier
 from domain.case_definition import DefinitionError, build_case_definition
 from models.activities import (
@@ -57,8 +58,11 @@ class CaseworkActivities:
         version_ttl: float = 2.0,
         *,
         notifiers: Sequence[Notifier] | None = None,
+        metrics: CaseMetrics | None = None,
     ) -> None:
         self._engine = engine
+        # The product's metrics (activities.metrics); None records none (tests, benchmarks).
+        self._metrics = metrics
         self._inbox, self._channels = _inbox_first(
             notifiers if notifiers is not None else [InboxNotifier(engine)]
         )
@@ -163,6 +167,10 @@ class CaseworkActivities:
         alert = Alert.of(input, recipients)
         # The inbox first: it is the record the other channels deliver from.
         created = self._inbox.notify(alert)
+        if self._metrics is not None:
+            self._metrics.alert_written(
+                input.indicator, created, input.indicator_at, datetime.now(UTC)
+            )
         notified = {n.name: n.notify(alert) for n in self._channels}
         log.info(
             "alert sent",
@@ -180,9 +188,16 @@ class CaseworkActivities:
     @activity.defn(name="record_case")
     def record_case(self, input: CaseRecord) -> None:
         """Write the reporting copy of the case; an older revision never overwrites a newer."""
-        written = repository.record_case(self._engine, input)
+        outcome = repository.record_case_outcome(self._engine, input)
+        if self._metrics is not None:
+            self._metrics.case_recorded(
+                input,
+                opened=outcome.opened,
+                finished=outcome.finished,
+                new_audit=outcome.new_audit,
+            )
         log.debug(
-            "case recorded" if written else "case record skipped (not newer)",
+            "case recorded" if outcome.written else "case record skipped (not newer)",
             case=input.reference,
             revision=input.revision,
             status=input.status,

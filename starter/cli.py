@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -46,7 +47,9 @@ from models.messages import (
     RaiseCase,
 )
 from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
+from starter.codec import PayloadKeyError
 from starter.connection import TemporalSettings, connect, use_running_demo
+from store.migrate import SchemaNotCurrentError
 from store.repository import NoConfigurationError
 
 # Piped output (scripts, CI logs) gets a wide console rather than 80 columns, and messages
@@ -206,6 +209,8 @@ async def _client() -> CaseClient:
     settings = _settings()
     try:
         client = await connect(settings)
+    except PayloadKeyError as e:
+        raise CliError(str(e), "payload_keys") from None
     except ValueError as e:
         raise CliError(str(e), "invalid_settings") from None
     except RuntimeError as e:  # the SDK's "Failed client connect: ..."
@@ -217,12 +222,101 @@ async def _client() -> CaseClient:
 
 
 def _store() -> Engine:
-    """The store named by DATABASE_URL, its tables created if this is its first use."""
-    from store.db import create_schema, database_url, make_engine
+    """The store named by DATABASE_URL; refused (SchemaNotCurrentError, naming the command
+    to run) unless its schema is the code's: `python -m starter db upgrade` first."""
+    from store.db import database_url, make_engine
+    from store.migrate import check
 
     engine = make_engine(database_url())
-    create_schema(engine)
+    try:
+        check(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+# ------------------------------------------------------------------ codec server
+
+
+def cmd_codec_server(args: argparse.Namespace) -> int:
+    from starter.codec import EncryptionCodec, KeyRing, new_key_line
+    from starter.codec_server import CodecServer, allowed_origins_from_env
+
+    if args.new_key:
+        print(new_key_line(args.new_key))
+        return 0
+    ring = KeyRing.from_env()
+    if ring is None:
+        raise CliError(
+            "the codec server needs the payload keys: set CASE_PAYLOAD_KEYS or "
+            "CASE_PAYLOAD_KEYS_FILE as for the worker",
+            "no_payload_keys",
+        )
+    server = CodecServer(
+        EncryptionCodec(ring),
+        host=args.host,
+        port=args.port,
+        allowed_origins=args.allow_origin or allowed_origins_from_env(),
+        token=os.environ.get("CODEC_SERVER_TOKEN") or None,
+    )
+    err.print(
+        f"codec server on http://{args.host}:{server.port} (keys {', '.join(ring.keys)}; "
+        f"encrypting with {ring.current}); Ctrl-C stops"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+# ------------------------------------------------------------------ db (schema migrations)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from store.db import database_url, make_engine
+    from store.migrate import current, describe, upgrade
+
+    engine = make_engine(database_url())
+    try:
+        before = upgrade(engine)
+        after = current(engine)
+    finally:
+        engine.dispose()
+    data = {"database": _database_name(), "from": before, "to": after}
+    text = (
+        f"{_database_name()}: already at {after}"
+        if before == after
+        else f"{_database_name()}: upgraded from {describe(before)} to [bold]{after}[/]"
+    )
+    _emit(args, data, text)
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    from store.db import database_url, make_engine
+    from store.migrate import current, describe, head
+
+    engine = make_engine(database_url())
+    try:
+        at = current(engine)
+    finally:
+        engine.dispose()
+    wanted = head()
+    data = {"database": _database_name(), "current": at, "head": wanted, "up_to_date": at == wanted}
+    state = "up to date" if at == wanted else "[red]behind[/]: run `python -m starter db upgrade`"
+    _emit(args, data, f"{_database_name()}: at {describe(at)}; the code needs {wanted}: {state}")
+    return 0 if at == wanted else 1
+
+
+def cmd_db_revision(args: argparse.Namespace) -> int:
+    from store.migrate import new_revision
+
+    try:
+        path = new_revision(args.message)
+    except ValueError as e:
+        raise CliError(str(e), "nothing_to_migrate") from None
+    _emit(args, {"path": str(path)}, f"wrote {path}: review it, then commit it")
+    return 0
 
 
 def check_raise(case: RaiseCase) -> None:
@@ -519,6 +613,36 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--today", type=date.fromisoformat, help="validate as of this date")
         c.set_defaults(fn=fn)
 
+    dbp = sub.add_parser("db", help="the store's schema: upgrade it, say where it is")
+    db_sub = dbp.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser(
+        "upgrade", help="upgrade the store (DATABASE_URL) to this code's schema"
+    ).set_defaults(fn=cmd_db_upgrade)
+    db_sub.add_parser(
+        "current", help="the store's schema revision and the code's (exit 1 when behind)"
+    ).set_defaults(fn=cmd_db_current)
+    rev = db_sub.add_parser(
+        "revision", help="developers: write a migration for what store/schema.py changed"
+    )
+    rev.add_argument("-m", "--message", required=True, help="what the migration changes")
+    rev.set_defaults(fn=cmd_db_revision)
+
+    cs = sub.add_parser(
+        "codec-server",
+        help="serve /encode and /decode for the Web UI and the temporal CLI (payload keys)",
+    )
+    cs.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    cs.add_argument("--port", type=int, default=8888)
+    cs.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        help="a Web UI origin allowed by CORS, e.g. http://localhost:8080 (repeatable; "
+        "default CODEC_SERVER_ALLOWED_ORIGINS)",
+    )
+    cs.add_argument("--new-key", metavar="ID", help="print a new key line `ID:base64` and exit")
+    cs.set_defaults(fn=cmd_codec_server)
+
     r = sub.add_parser("raise", help="raise a case")
     r.add_argument("--reference", required=True, help="the council's case reference")
     r.add_argument("--topic", required=True)
@@ -594,6 +718,8 @@ _ERROR_CODES: dict[type[Exception], str] = {
     ConfigurationError: "invalid_configuration",
     DefinitionError: "invalid_definition",
     NoConfigurationError: "no_configuration",
+    SchemaNotCurrentError: "schema_not_current",
+    PayloadKeyError: "payload_keys",
 }
 
 

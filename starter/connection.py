@@ -9,6 +9,8 @@
 | TEMPORAL_TLS_CA | unset | server CA file (TLS without client certificate when alone) |
 | TEMPORAL_API_KEY | unset | Temporal Cloud API key (implies TLS) |
 | TEMPORAL_SEARCH_ATTRIBUTES | auto | case search attributes on new cases: auto (ask), on, off |
+| CASE_PAYLOAD_KEYS, CASE_PAYLOAD_KEYS_FILE | unset | payload encryption keys (starter/codec.py) |
+| CASE_PAYLOAD_PLAINTEXT | unset | `accept`: run without payload keys, histories in plaintext |
 
 While `make demo` runs it writes its addresses to `var/demo/connection.json` (or
 `$DEMO_DIR/connection.json`); the command line uses them when none of TEMPORAL_ADDRESS,
@@ -17,6 +19,7 @@ TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE and DATABASE_URL is set (see `demo_conne
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ from typing import Literal, get_args
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.runtime import Runtime
 
 DEFAULT_TASK_QUEUE = "housing-options"
 REPO = Path(__file__).resolve().parent.parent
@@ -77,16 +82,34 @@ class TemporalSettings:
         return self.api_key is not None
 
 
-async def connect(settings: TemporalSettings | None = None) -> Client:
-    """A client with the pydantic data converter, as every part of the product uses."""
+async def connect(
+    settings: TemporalSettings | None = None, *, runtime: Runtime | None = None
+) -> Client:
+    """A client with the product's data converter (`data_converter`), as every part of the
+    product uses. `runtime`: the worker's, when it exports the SDK's metrics
+    (starter.observability). Raises PayloadKeyError (a ValueError) when no payload key is
+    configured and plaintext is not accepted (starter/codec.py)."""
     settings = settings or TemporalSettings.from_env()
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
         tls=settings.tls(),
         api_key=settings.api_key,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
+        runtime=runtime,
     )
+
+
+def data_converter(codec: PayloadCodec | Literal["env"] | None = "env") -> DataConverter:
+    """The one data converter of the worker and the client: pydantic's, with the payload
+    encryption codec of this process's keys (`starter.codec.codec_from_env`) or `codec`."""
+    if codec == "env":
+        from starter.codec import codec_from_env
+
+        codec = codec_from_env()
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
 def search_attributes_mode(value: str | None) -> SearchAttributesMode:
@@ -159,4 +182,18 @@ def use_running_demo() -> bool:
     if env is None:
         return False
     os.environ.update(env)
+    # The demo's payload key (starter/demo.py makes one), unless keys are set already.
+    keys = _demo_payload_keys_file()
+    if keys and not (
+        os.environ.get("CASE_PAYLOAD_KEYS") or os.environ.get("CASE_PAYLOAD_KEYS_FILE")
+    ):
+        os.environ["CASE_PAYLOAD_KEYS_FILE"] = keys
     return True
+
+
+def _demo_payload_keys_file() -> str | None:
+    try:
+        value = json.loads(demo_connection_file().read_text()).get("payload_keys_file")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None

@@ -34,6 +34,8 @@ from models.case import Owner
 from models.config import Configuration, TopicConfig
 from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
 from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
+from starter.codec import EncryptionCodec, KeyRing, new_key_line
+from starter.codec_server import CodecServer
 from starter.connection import (
     DEFAULT_TASK_QUEUE,
     TemporalSettings,
@@ -45,6 +47,7 @@ from starter.devserver import (
     DevServer,
     PortInUseError,
     die_with_parent_preexec,
+    free_port,
     hang_up_with_parent,
     port_in_use,
     start_dev_server,
@@ -360,6 +363,35 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stopped(signal.Signals(signum).name)
 
 
+def demo_payload_keys(workdir: Path) -> Path:
+    """The demo's payload key file (made once, readable by its owner only), which this
+    process and its children use unless keys are configured already."""
+    path = workdir / "payload-keys"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(
+            "# The demo's payload encryption key (starter/codec.py); never commit it.\n"
+            f"{new_key_line('demo-1')}\n"
+        )
+    if not (os.environ.get("CASE_PAYLOAD_KEYS") or os.environ.get("CASE_PAYLOAD_KEYS_FILE")):
+        os.environ["CASE_PAYLOAD_KEYS_FILE"] = str(path)
+    return path
+
+
+def codec_url(codec: CodecServer) -> str:
+    return f"http://127.0.0.1:{codec.port}"
+
+
+def _start_codec_server(workdir: Path, ui_port: int) -> CodecServer:
+    """The codec server the demo's Web UI decodes payloads through (on a thread here)."""
+    demo_payload_keys(workdir)
+    ring = KeyRing.from_env()
+    assert ring is not None  # demo_payload_keys set them
+    port = int(os.environ.get("DEMO_CODEC_PORT", "0")) or free_port()
+    origins = [f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"]
+    return CodecServer(EncryptionCodec(ring), port=port, allowed_origins=origins).start()
+
+
 def _write_connection(path: Path, server: DevServer, worker: subprocess.Popen[bytes]) -> None:
     """Describe the running demo for the command line (written whole, then renamed in)."""
     data = {
@@ -371,6 +403,7 @@ def _write_connection(path: Path, server: DevServer, worker: subprocess.Popen[by
             "DATABASE_URL": os.environ["DATABASE_URL"],
         },
         "ui": server.ui_url,
+        "payload_keys_file": os.environ.get("CASE_PAYLOAD_KEYS_FILE"),
         "children": {
             "temporal": server.process.pid if server.process else None,
             "worker": worker.pid,
@@ -426,6 +459,7 @@ def run_demo(cases: int = 8) -> int:
     connection = demo_connection_file()
     server: DevServer | None = None
     worker: subprocess.Popen[bytes] | None = None
+    codec: CodecServer | None = None
     try:
         db_url = os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'casework.db'}")
         os.environ["DATABASE_URL"] = db_url
@@ -441,7 +475,18 @@ def run_demo(cases: int = 8) -> int:
         console.print(
             f"starting the Temporal dev server on {port} (Web UI {ui_port}), data in {workdir}"
         )
-        server = start_dev_server(workdir=workdir, port=port, ui_port=ui_port, die_with_parent=True)
+        codec = _start_codec_server(workdir, ui_port)
+        console.print(
+            f"payloads encrypted (keys {os.environ.get('CASE_PAYLOAD_KEYS_FILE', 'from env')}); "
+            f"the Web UI decodes them through the codec server on {codec_url(codec)}"
+        )
+        server = start_dev_server(
+            workdir=workdir,
+            port=port,
+            ui_port=ui_port,
+            die_with_parent=True,
+            ui_codec_endpoint=codec_url(codec),
+        )
         env = {
             **os.environ,
             "TEMPORAL_ADDRESS": server.address,
@@ -472,6 +517,8 @@ def run_demo(cases: int = 8) -> int:
             _stop(worker)
         if server is not None:
             server.stop()
+        if codec is not None:
+            codec.stop()
         if worker is not None or server is not None:
             console.print("worker and dev server stopped")
     return 0

@@ -113,6 +113,8 @@ class DevServer:
     db_file: Path | None
     log_file: Path
     die_with_parent: bool = False
+    # The Web UI decodes payloads through this codec server (starter/codec_server.py).
+    ui_codec_endpoint: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -155,6 +157,8 @@ class DevServer:
                 "127.0.0.1",
                 "--ui-disable-news-fetch",
             ]
+            if self.ui_codec_endpoint:
+                cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         else:
             cmd += ["--headless"]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +207,7 @@ def start_dev_server(
     ui_port: int | None = None,
     persist: bool = True,
     die_with_parent: bool = False,
+    ui_codec_endpoint: str | None = None,
 ) -> DevServer:
     """Start a dev server whose SQLite file and log live in `workdir`. With
     `die_with_parent` it stops when this process dies, even by kill -9 (Linux). Without a
@@ -215,6 +220,7 @@ def start_dev_server(
             db_file=workdir / "temporal-dev.db" if persist else None,
             log_file=workdir / "temporal-dev.log",
             die_with_parent=die_with_parent,
+            ui_codec_endpoint=ui_codec_endpoint,
         )
         try:
             return server.start()

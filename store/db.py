@@ -43,8 +43,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
 
-from store.schema import Base
-
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = REPO / "var" / "casework.db"
 
@@ -140,5 +138,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the tables that do not exist yet (idempotent)."""
-    Base.metadata.create_all(engine)
+    """Upgrade the database to the code's schema (idempotent): Alembic's migrations
+    (`store.migrate.upgrade`), never `create_all`, so a database made here is one the next
+    release's migrations know. For the demo and tests; operators run
+    `python -m starter db upgrade`, and the worker and command line refuse a database behind
+    the code's schema (`store.migrate.check`)."""
+    from store.migrate import upgrade
+
+    upgrade(engine)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from models.activities import Alert, AlertKey, CaseRecord, TaskRecord
 from models.case import CASE_TARGET, SYSTEM, AuditEntry, Hold, Owner, TaskStatus
 from models.config import Configuration, Indicator, Key
+from store.config_format import CONFIG_FORMAT, decode_configuration
 from store.schema import (
     Allocation,
     Base,
@@ -75,12 +76,18 @@ def configuration_hash(config: Configuration) -> tuple[str, str]:
 
 def _config_values(config: Configuration, source: str, loaded_at: datetime) -> dict[str, Any]:
     document, digest = configuration_hash(config)
-    return {"content_hash": digest, "loaded_at": loaded_at, "source": source, "document": document}
+    return {
+        "content_hash": digest,
+        "loaded_at": loaded_at,
+        "source": source,
+        "document": document,
+        "format_version": CONFIG_FORMAT,
+    }
 
 
-def _config_from_row(document: str) -> Configuration:
-    # Only the document is read back: the other columns are for finding the version.
-    return Configuration.model_validate_json(document)
+def _config_from_row(document: str, format_version: int) -> Configuration:
+    # Only the document (in its format) is read back: the other columns find the version.
+    return decode_configuration(document, format_version)
 
 
 def _owner_columns(owner: Owner | None) -> tuple[str | None, str | None]:
@@ -319,38 +326,56 @@ def latest_configuration(engine: Engine) -> tuple[int, Configuration]:
     stored."""
     with Session(engine) as session:
         row = session.execute(
-            select(ConfigVersion.id, ConfigVersion.document)
+            select(ConfigVersion.id, ConfigVersion.document, ConfigVersion.format_version)
             .order_by(ConfigVersion.loaded_at.desc(), ConfigVersion.id.desc())
             .limit(1)
         ).first()
     if row is None:
         raise NoConfigurationError(NO_CONFIGURATION)
-    return row.id, _config_from_row(row.document)
+    return row.id, _config_from_row(row.document, row.format_version)
 
 
 def configuration(engine: Engine, version: int) -> Configuration:
     """Configuration version `version`. Raises NoConfigurationError when it is not stored."""
     with Session(engine) as session:
-        document = session.scalars(
-            select(ConfigVersion.document).where(ConfigVersion.id == version)
+        row = session.execute(
+            select(ConfigVersion.document, ConfigVersion.format_version).where(
+                ConfigVersion.id == version
+            )
         ).first()
-    if document is None:
+    if row is None:
         raise NoConfigurationError(f"configuration version {version} is not stored")
-    return _config_from_row(document)
+    return _config_from_row(row.document, row.format_version)
 
 
 # ------------------------------------------------------------------ cases
+
+
+class RecordOutcome(NamedTuple):
+    """What one `record_case_outcome` call changed (for the worker's metrics)."""
+
+    written: bool  # the record was newer than the stored copy, and was written
+    opened: bool  # it was the case's first record
+    finished: bool  # it took the case from open to completed or closed
+    new_audit: list[AuditEntry]  # audit entries stored by this call (none on a retry)
 
 
 def record_case(engine: Engine, record: CaseRecord) -> bool:
     """Upsert the reporting copy of a case and replace its tasks. A record whose revision is
     not newer than the stored one changes nothing (a late retry of an older record, or a retry
     of this one). Returns whether the record was written."""
+    return record_case_outcome(engine, record).written
+
+
+def record_case_outcome(engine: Engine, record: CaseRecord) -> RecordOutcome:
+    """`record_case`, saying what it changed: a retry of a record already stored reports
+    nothing new, so counts built on it count each case, finish and audit entry once."""
     case_values = _case_values(record)
+    new_audit: list[AuditEntry] = []
     with Session(engine) as session, session.begin():
         if record.audit:
             # Entries never change: insert-if-absent by number, whatever the revision.
-            session.execute(
+            inserted = session.scalars(
                 _insert(session, CaseAuditRow)
                 .values(
                     [
@@ -359,7 +384,12 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
                     ]
                 )
                 .on_conflict_do_nothing(index_elements=["case_reference", "seq"])
-            )
+                .returning(CaseAuditRow.seq)
+            ).all()
+            new_audit = [record.audit[seq - record.audit_from] for seq in sorted(inserted)]
+        before = session.scalars(
+            select(StoredCase.status).where(StoredCase.reference == record.reference)
+        ).first()
         stmt = _insert(session, StoredCase).values(**case_values)
         upsert = stmt.on_conflict_do_update(
             index_elements=["reference"],
@@ -367,7 +397,7 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
             where=StoredCase.revision < stmt.excluded.revision,
         ).returning(StoredCase.reference)
         if session.execute(upsert).first() is None:
-            return False
+            return RecordOutcome(False, False, False, new_audit)
         # The upsert holds the case row's lock until commit, so replacing the tasks is safe.
         session.execute(delete(StoredTask).where(StoredTask.case_reference == record.reference))
         if record.tasks:
@@ -375,7 +405,19 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
                 _insert(session, StoredTask),
                 [_task_values(record.reference, t) for t in record.tasks],
             )
-    return True
+    finished = record.status != "open" and before in (None, "open")
+    return RecordOutcome(True, before is None, finished, new_audit)
+
+
+def open_cases_by_sla_status(engine: Engine) -> dict[str, int]:
+    """How many recorded cases are open, by SLA status (the worker's gauge)."""
+    query = (
+        select(StoredCase.sla_status, func.count())
+        .where(StoredCase.status == "open")
+        .group_by(StoredCase.sla_status)
+    )
+    with Session(engine) as session:
+        return {status: int(n) for status, n in session.execute(query).all()}
 
 
 def claim_reference(session: Session, reference: str, first_run_id: str, now: datetime) -> bool:

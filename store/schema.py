@@ -83,6 +83,9 @@ class ConfigVersion(Base):
     source: Mapped[str] = mapped_column(String(KEY))
     # The Configuration as JSON.
     document: Mapped[str] = mapped_column(Text)
+    # The format `document` was written in (`store.config_format`): a document of an older
+    # format is upcast when read, so configurations stored by earlier releases still load.
+    format_version: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class InboxAlert(Base):

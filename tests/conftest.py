@@ -3,6 +3,7 @@ so test modules name them without importing them, and never import one another."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,11 @@ from hypothesis import HealthCheck, settings
 pytest.register_assert_rewrite("tests.helpers")
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The suite's clients and worker processes run without payload encryption unless a test
+# gives them keys (tests/test_codec.py): starter/codec.py refuses to start without keys
+# otherwise.
+os.environ.setdefault("CASE_PAYLOAD_PLAINTEXT", "accept")
 
 # The Temporal servers (dev server, time-skipping server) are session fixtures shared by
 # every test module; the store fixtures give an `engine` on each backend and the sample

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from starter.devserver import DevServer, free_port
+from store.db import create_schema, make_engine
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,10 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     env["DEMO_DIR"] = str(tmp_path / "no-demo")
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'store.db'}"
     env.update(extra)
+    if env["DATABASE_URL"] == f"sqlite:///{tmp_path / 'store.db'}":
+        engine = make_engine(env["DATABASE_URL"])
+        create_schema(engine)  # the schema upgraded, as `python -m starter db upgrade` does
+        engine.dispose()
     return env
 
 

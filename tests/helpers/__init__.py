@@ -16,3 +16,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
+
+# The Temporal SDK's metrics that deploy/prometheus/alerts.yml alerts on and a scrape of a
+# healthy worker shows (tests/test_observability.py scrapes them; tests/test_alert_rules.py
+# allows only these and the failure counters in the rules).
+SDK_METRICS_SEEN = frozenset(
+    {
+        "temporal_workflow_task_schedule_to_start_latency",
+        "temporal_activity_schedule_to_start_latency",
+    }
+)

@@ -183,13 +183,21 @@ class Stack:
 
 @contextmanager
 def started_stack(
-    backend: str, server: DevServer, workdir: Path, config: str = SAMPLE_CONFIG
+    backend: str,
+    server: DevServer,
+    workdir: Path,
+    config: str = SAMPLE_CONFIG,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """A store on `backend` with `config` loaded by the command line, and a worker process."""
+    """A store on `backend` with `config` loaded by the command line, and a worker process
+    (its environment plus `extra_env`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with make_store(backend, workdir) as store:
         queue = f"e2e-{backend}-{uuid.uuid4().hex[:8]}"
-        env = service_env(server, queue, store.url)
+        env = {**service_env(server, queue, store.url), **(extra_env or {})}
+        # As an operator deploys: the schema first (the worker refuses a store behind it).
+        upgraded = starter_cli(env, "--json", "db", "upgrade")
+        assert upgraded.returncode == 0, str(upgraded)
         loaded = starter_cli(env, "--json", "config", "load", config)
         assert loaded.returncode == 0, str(loaded)
         version = loaded.json()["version"]
