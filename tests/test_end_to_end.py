@@ -31,6 +31,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from domain.sla_calendar import to_minute
 from models.activities import Alert, AlertInput
 from models.case import CaseState, CaseTask, Owner
 from models.config import EscalationRuleConfig
@@ -419,8 +420,10 @@ async def amber_alert_case(client: Client, stack: Stack) -> None:
     assert task.status == "open" and task.owner == Owner(kind="user", key="adviser1")
     # Minutes on the 24x7 calendar are elapsed time.
     assert task.started_at is not None
-    assert task.amber_at == task.started_at + timedelta(minutes=1)
-    assert task.due_at == task.started_at + timedelta(minutes=2)
+    # Counted from the start of the minute the task started in (DOMAIN "Precision").
+    assert task.started_at is not None
+    assert task.amber_at == to_minute(task.started_at) + timedelta(minutes=1)
+    assert task.due_at == to_minute(task.started_at) + timedelta(minutes=2)
     added = await cases.add_task(
         ref, AddTask(request_id="add-referral", actor="tl1", task="quick-referral")
     )
