@@ -516,3 +516,81 @@ async def test_amber_alert_reaches_the_inboxes(dev_server: DevServer, tmp_path: 
         assert any(e["event"] == "alert sent" for e in s.worker.events())
     if postgres_missing is not None:
         warnings.warn(f"alert test ran on SQLite only: {postgres_missing}", stacklevel=1)
+
+
+async def test_a_case_worked_through_the_command_line(
+    dev_server: DevServer, tmp_path: Path
+) -> None:
+    """DOMAIN "Working a case" for real: the real worker process, the real clock, and every
+    step through `python -m starter`: hold, release, revise, a late completion refused
+    without a reason and accepted with one; the store's record keeps the hold, the revision
+    and the late reason."""
+    client = await temporal_client(dev_server)
+    with started_stack("sqlite", dev_server, tmp_path, E2E_CONFIG) as s:
+        cases = CaseClient(client, s.queue)
+        ref = f"WRK-{uuid.uuid4().hex[:10]}"
+        await cases.raise_case(RaiseCase(reference=ref, topic="quick-advice", raised_by="adviser1"))
+        await opened(cases, ref)
+
+        async def cli(*args: str) -> CliRun:
+            return await starter_cli_async(s.env, *args)
+
+        release_at = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+        held = await cli(
+            "--json", "hold", ref, "quick-call-back", "--by", "adviser1",
+            "--reason", "applicant_unavailable", "--planned-release", release_at,
+            "--notes", "SENSITIVE-NOTE in hospital", "--request-id", "h1",
+        )  # fmt: skip
+        assert held.returncode == 0, str(held)
+        assert TaskView.model_validate(held.json()).status == "on_hold"
+        again = await cli(
+            "hold", ref, "quick-call-back", "--by", "adviser1", "--reason", "other",
+            "--planned-release", release_at, "--request-id", "h2",
+        )  # fmt: skip
+        assert again.returncode == 1 and "refused (task_on_hold)" in again.message, str(again)
+        shown = await cli("show", ref)
+        assert "on hold until" in shown.stdout, str(shown)
+
+        released = await cli(
+            "--json", "release", ref, "quick-call-back", "--by", "adviser1", "--request-id", "r1"
+        )
+        assert released.returncode == 0, str(released)
+        assert TaskView.model_validate(released.json()).status == "open"
+
+        target = datetime.now(UTC) + timedelta(seconds=65)
+        revised = await cli(
+            "--json", "revise", ref, "quick-call-back", "--by", "adviser1",
+            "--target", target.isoformat(), "--reason", "applicant_request",
+            "--request-id", "v1",
+        )  # fmt: skip
+        assert revised.returncode == 0, str(revised)
+        assert TaskView.model_validate(revised.json()).due_at == to_minute(target)
+
+        async def past_target() -> CaseState | None:
+            state = await cases.state(ref)
+            task = task_of(state, "quick-call-back")
+            return state if task.round == 2 and task.sla_status == "breached" else None
+
+        await eventually(past_target, "the revised target to pass", timeout=150)
+        bare = await cli("complete", ref, "quick-call-back", "--by", "adviser1")
+        assert bare.returncode == 1 and "refused (late_reason_required)" in bare.message, str(bare)
+        done = await cli(
+            "--json", "complete", ref, "quick-call-back", "--by", "adviser1",
+            "--late-reason", "workload", "--request-id", "c1",
+        )  # fmt: skip
+        assert done.returncode == 0, str(done)
+
+        async def recorded() -> Any:
+            record = repository.load_case(s.store.engine, ref)
+            task = (
+                next((t for t in record.tasks if t.key == "quick-call-back"), None)
+                if record
+                else None
+            )
+            return task if task is not None and task.status == "completed" else None
+
+        task = await eventually(recorded, "the record of the late completion")
+        assert task.late_reason == "workload" and task.round == 2
+        assert len(task.holds) == 1 and task.holds[0].released_by == "adviser1"
+        assert task.revisions[0].reason == "applicant_request"
+        assert "SENSITIVE-NOTE" not in s.worker.log_text()
