@@ -26,6 +26,7 @@ def sla_calendar(snapshot: CalendarSnapshot) -> SlaCalendar:
         closed_dates=frozenset(snapshot.closed_dates),
         first_year=snapshot.first_year,
         last_year=snapshot.last_year,
+        minute_precision=snapshot.minute_precision,
     )
     if len(_cache) >= _CACHE_LIMIT:
         _cache.clear()

@@ -33,6 +33,8 @@ from models.definition import CalendarSnapshot, CaseDefinition
 
 # A case pins its calendars for the year before it starts (a start late on 31 December in
 # another time zone) to three years after (long statutory periods, lags and follow-ons).
+# The rules a case raised now runs under (models.definition.CaseDefinition.rules_version).
+RULES_VERSION = 2
 YEARS_BEFORE = 1
 YEARS_AFTER = 3
 
@@ -65,6 +67,7 @@ def resolve_calendar(cfg: CalendarConfig, first_year: int, last_year: int) -> Ca
         closed_dates=sorted(closed),
         first_year=first_year,
         last_year=last_year,
+        minute_precision=True,
     )
 
 
@@ -131,6 +134,7 @@ def build_case_definition(
         users={u.key: u for u in config.users},
         roles={r.key: r for r in config.roles},
         reasons=config.reason_lists(),
+        rules_version=RULES_VERSION,
     )
     size = len(definition.model_dump_json())
     if size > PINNED_DEFINITION_MAX_BYTES:

@@ -195,7 +195,9 @@ def check_complete_task(
             f"{', '.join(outcomes) or 'none configured'})",
         )
     due = _due_if_completed_now(defn, task, now)
-    if due is not None and to_minute(now) > due and req.late_reason is None:
+    # Cases raised before the rule (rules_version 1) accept a late completion without one.
+    late_rule = defn.rules_version >= 2
+    if late_rule and due is not None and to_minute(now) > due and req.late_reason is None:
         zone = planner.case_zone(defn)
         raise RequestRefused(
             "late_reason_required",

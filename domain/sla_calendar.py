@@ -128,6 +128,9 @@ class SlaCalendar:
     # closed_dates are complete for [first_year, last_year]; None means unbounded.
     first_year: int | None = None
     last_year: int | None = None
+    # DOMAIN "Precision": `due` and `lag_start` count from the start of the minute (False:
+    # from the exact instant, as cases pinned before the rule were planned).
+    minute_precision: bool = True
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -286,7 +289,7 @@ class SlaCalendar:
         """The target completion instant of a task (or case) that started at `start`, counted
         from the start of its minute (DOMAIN "Precision": seconds never push a count past a
         closing)."""
-        return self.add(to_minute(start), target)
+        return self.add(self._counted_from(start), target)
 
     def amber(self, due: datetime, amber: Period) -> datetime:
         """When the amber warning fires: `amber` counted back from `due` (0 means at due)."""
@@ -307,7 +310,7 @@ class SlaCalendar:
         clock starts with the working day."""
         if lag.amount == 0:
             return _to_utc(completed_at)
-        completed_at = to_minute(completed_at)
+        completed_at = self._counted_from(completed_at)
         if lag.unit in ("minutes", "hours"):
             return self.add(completed_at, lag)
         day = self._local_date(completed_at)
@@ -421,6 +424,9 @@ class SlaCalendar:
             remaining -= available
             day = self.working_day_before(day, 1)
             segment_end = self.close_of(day)
+
+    def _counted_from(self, instant: datetime) -> datetime:
+        return to_minute(instant) if self.minute_precision else _to_utc(instant)
 
     def _check_range(self, day: date) -> None:
         if (self.first_year is not None and day.year < self.first_year) or (

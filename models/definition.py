@@ -43,6 +43,10 @@ class CalendarSnapshot(BaseModel):
     closed_dates: list[date] = Field(default_factory=list)
     first_year: int
     last_year: int
+    # Count from the start of the minute (DOMAIN "Precision"). Calendars pinned before this
+    # rule keep counting from the exact instant: a running case keeps the arithmetic it was
+    # planned with (its recorded history replays).
+    minute_precision: bool = False
 
 
 class CaseDefinition(BaseModel):
@@ -66,6 +70,9 @@ class CaseDefinition(BaseModel):
     # without I/O. Alert recipients and allocation read the current directory in activities.
     users: dict[Key, UserConfig]
     roles: dict[Key, RoleConfig]
+    # The rules this case was raised under: 1 before "Working a case"; 2 adds the late
+    # completion reason (a case raised before keeps accepting late completions without one).
+    rules_version: int = 1
     # The reason keys officers choose from, by kind (cases pinned before reasons were
     # configured have the built-in lists).
     reasons: dict[ReasonKind, list[Key]] = Field(

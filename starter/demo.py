@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -32,7 +32,14 @@ from config_files import load_and_validate
 from domain.planner import local_date
 from models.case import Owner
 from models.config import Configuration, TopicConfig
-from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
+from models.messages import (
+    AddTask,
+    CloseCase,
+    CompleteTask,
+    HoldTask,
+    RaiseCase,
+    ReassignTask,
+)
 from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
 from starter.codec import EncryptionCodec, KeyRing, new_key_line
 from starter.codec_server import CodecServer
@@ -189,6 +196,29 @@ async def _first_cases(arrivals: Arrivals, config: Configuration, count: int) ->
                 ),
             ),
         )
+    # Working a case: hold a task on another case for three minutes (the applicant is in
+    # hospital); it releases itself and its target moves later by the hold.
+    if len(refs) > 2:
+        state = await client.state(refs[2])
+        statutory = {
+            t.key for t in config.task_definitions if t.sla is not None and t.sla.statutory
+        }
+        held = next((t for t in state.tasks if t.status == "open" and t.key not in statutory), None)
+        if held is not None:
+            await act(
+                f"{state.reference}: held '{held.name}' for 3 minutes (applicant_unavailable)",
+                client.hold_task(
+                    state.reference,
+                    HoldTask(
+                        request_id=new_request_id(),
+                        actor=manager,
+                        task=held.key,
+                        reason="applicant_unavailable",
+                        planned_release=datetime.now(UTC) + timedelta(minutes=3),
+                        notes="applicant in hospital",
+                    ),
+                ),
+            )
     # Add an optional task by hand.
     wt = {w.key: w for w in config.workflow_types}
     for ref in refs:

@@ -127,6 +127,19 @@ def _template(name: str) -> dict[str, Json]:
     if name == "close_case":
         # Not permitted for adviser4: a close that went through would end the example.
         return {"actor": "adviser4", "reason": "fuzz"}
+    later = "2027-06-01T09:00:00+00:00"
+    if name == "hold_task":
+        return {**base, "task": "call-back", "reason": "other", "planned_release": later}
+    if name == "release_task":
+        return {**base, "task": "call-back", "notes": "fuzz"}
+    if name == "hold_case":
+        return {**base, "reason": "other", "planned_release": later}
+    if name == "release_case":
+        return {**base, "notes": "fuzz"}
+    if name == "revise_target":
+        return {**base, "task": "housing-options-interview", "target": later, "reason": "other"}
+    if name == "cancel_task":
+        return {**base, "task": "landlord-negotiation", "reason": "no_longer_required"}
     raise AssertionError(f"no template for message {name}")
 
 

@@ -280,6 +280,9 @@ async def test_the_worker_installs_the_schedule_and_the_cli_reconciles(
     with make_store("sqlite", tmp_path) as store:
         queue = f"rec-cli-{uuid.uuid4().hex[:8]}"
         env = {**service_env(dev_server, queue, store.url), "RECONCILE_EVERY_MINUTES": "60"}
+        # As an operator deploys: the schema first (the worker refuses a store behind it).
+        upgraded = starter_cli(env, "--json", "db", "upgrade")
+        assert upgraded.returncode == 0, str(upgraded)
         loaded = starter_cli(env, "--json", "config", "load", SAMPLE_CONFIG)
         assert loaded.returncode == 0, str(loaded)
         client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)

@@ -81,6 +81,7 @@ def calendar_24x7(key: Key = H24) -> CalendarSnapshot:
         closed_dates=[],
         first_year=2026,
         last_year=2027,
+        minute_precision=True,
     )
 
 
@@ -96,6 +97,7 @@ def working_calendar(key: Key = WORKING) -> CalendarSnapshot:
         closed_dates=list(BANK_HOLIDAYS_ENGLAND_WALES),
         first_year=2026,
         last_year=2027,
+        minute_precision=True,
     )
 
 
@@ -245,6 +247,7 @@ def definition(
         },
         users={u.key: u for u in STAFF},
         roles={r.key: r for r in ROLES},
+        rules_version=2,
     )
 
 
