@@ -615,3 +615,26 @@ def test_a_task_without_an_sla_has_no_target_to_revise() -> None:
         request_id=rid(), actor="alice", task="note", target=london(2026, 4, 9, 10), reason="other"
     )
     refused(lambda: case_rules.check_revise_target(defn, state, req, RAISED), "no_target")
+
+
+def test_a_case_raised_before_the_rules_keeps_its_own() -> None:
+    """A case pinned before "Working a case" (rules_version 1, calendars without minute
+    precision) completes late without a reason and counts from the exact instant: its
+    recorded history replays."""
+    defn, state = _case(RAISED)
+    old = defn.model_copy(
+        update={
+            "rules_version": 1,
+            "calendars": {
+                k: c.model_copy(update={"minute_precision": False})
+                for k, c in defn.calendars.items()
+            },
+        }
+    )
+    late = london(2026, 4, 10, 10)
+    catch_up(old, state, late)
+    bare = CompleteTask(request_id=rid(), actor="bob", task="interview")
+    case_rules.check_complete_task(old, state, bare, late)
+    calendar = planner.sla_calendar_of(old, planner.task_sla(old, "call_back"))  # type: ignore[arg-type]
+    start = london(2026, 1, 13, 15).replace(microsecond=14_000)
+    assert calendar.due(start, p(2, "hours")) == london(2026, 1, 14, 9).replace(microsecond=14_000)
