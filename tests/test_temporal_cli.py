@@ -23,6 +23,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,6 +140,7 @@ def start_case(cli: TemporalCli, queue: str, reference: str, topic: str) -> dict
         "--search-attribute", f"CaseTopic={json.dumps(topic)}",
         "--search-attribute", 'CaseStatus="open"',
         "--search-attribute", 'SlaStatus="on_track"',
+        "--search-attribute", 'HoldStatus="none"',
         "--static-summary", f"Case {reference}",
     )  # fmt: skip
     return started
@@ -228,6 +230,25 @@ def test_a_case_driven_entirely_by_the_temporal_cli(
         )
     )
     assert added.status == "open" and added.owner is not None and added.owner.kind == "role"
+    # Working a case with the CLI: hold (a refused hold first), find it held, release.
+    release_at = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    hold = {
+        "request_id": "u-h1", "actor": case_owner, "task": "tenancy-sustainment-referral",
+        "reason": "awaiting_documents", "planned_release": release_at,
+    }  # fmt: skip
+    bad = cli.run(
+        "workflow", "update", "execute", "-w", wid, "--name", "hold_task",
+        "--input", json.dumps({**hold, "request_id": "u-h0", "reason": "bored"}),
+    )  # fmt: skip
+    assert bad.returncode != 0 and "unknown_reason" in bad.stderr
+    assert cli.update(wid, "hold_task", hold)["status"] == "on_hold"
+    held = wait_for(
+        lambda: cli.listed(f"CaseReference = '{ref}' AND HoldStatus = 'tasks'") or None,
+        "HoldStatus=tasks in visibility",
+    )
+    assert held
+    release = {"request_id": "u-h2", "actor": case_owner, "task": "tenancy-sustainment-referral"}
+    assert cli.update(wid, "release_task", release)["status"] == "open"
     complete = {"request_id": "u-4", "actor": new_owner, "task": "housing-options-interview"}
     done = cli.update(wid, "complete_task", complete)
     assert done["key"] == "housing-options-interview" and done["status"] == "completed"
