@@ -30,16 +30,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config_files import load_and_validate
-from models.messages import RaiseCase
+from models.messages import HoldTask, RaiseCase
 from starter.client import CaseClient
 from starter.devserver import DevServer, free_port, start_dev_server
 from store.db import create_schema, make_engine
@@ -269,3 +269,64 @@ async def test_operator_finds_cases_by_sla_state_and_reads_them(
     await timeline.scroll_into_view_if_needed()
     await timeline.screenshot(path=SCREENSHOTS / "case-timeline.png")
     await page.close()
+
+
+async def test_operator_sees_a_hold_and_cancels_a_case_from_the_web_ui(
+    ui_server: DevServer,
+    tmp_path: Path,
+    activity_executor: concurrent.futures.ThreadPoolExecutor,
+    browser: Browser,
+) -> None:
+    """A held task shows in the current details ("on hold until ..."); "Request Cancellation" in the Web UI closes the case as the system (DOMAIN
+    "Cancellation from outside"): the case's state says so and the workflow ends Cancelled."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
+    create_schema(engine)
+    save_configuration(engine, load_and_validate(CONFIG, date.today()), "web-ui-test")
+    client = await Client.connect(ui_server.address, data_converter=pydantic_data_converter)
+    queue = "web-ui-cancel"
+    cases = CaseClient(client, queue)
+    reference = f"HO-2026-{int(time.time()) % 1_000_000:06d}"
+    ui = WebUi(server=ui_server, client=client)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        async with build_worker(client, engine, queue, activity_executor):
+            handle = await cases.raise_case(
+                RaiseCase(reference=reference, topic="ui-on-track", raised_by="adviser1")
+            )
+            await wait_open(handle)
+            await cases.hold_task(
+                reference,
+                HoldTask(
+                    request_id="ui-hold",
+                    actor="adviser1",
+                    task="ui-letter",
+                    reason="applicant_unavailable",
+                    planned_release=datetime.now(UTC) + timedelta(days=2),
+                ),
+            )
+            page = await browser.new_page(viewport={"width": 1400, "height": 800})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            await page.goto(ui.case_url(f"case-{reference}"))
+            await page.get_by_role("tab", name="User Metadata").click()
+            details = page.frame_locator("#user-metadata-current-details").locator("body")
+            await expect(details).to_contain_text("on hold until")
+            await expect(details).to_contain_text("Written advice letter: on hold until")
+            await page.screenshot(path=SCREENSHOTS / "case-on-hold.png")
+
+            await page.get_by_role("button", name="Request Cancellation").click()
+            dialog = page.get_by_role("dialog")
+            await dialog.get_by_role("button", name="Confirm").click()
+
+            deadline = time.monotonic() + 60
+            while (await handle.describe()).status != WorkflowExecutionStatus.CANCELED:
+                assert time.monotonic() < deadline, "the case did not end Cancelled"
+                await asyncio.sleep(0.5)
+            state = await cases.state(reference)
+            assert state.status == "closed" and state.closed_by == "system"
+            assert state.close_reason == "cancelled by an operator in Temporal"
+            task = state.task("ui-letter")
+            assert task is not None and task.status == "cancelled"
+            assert task.holds[0].released_at is not None
+            await page.close()
+    finally:
+        engine.dispose()
