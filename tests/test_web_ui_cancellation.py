@@ -92,9 +92,9 @@ async def test_request_cancellation_in_the_web_ui_closes_the_case(
                 await page.get_by_role("button", name="Request Cancellation").click()
                 dialog = page.get_by_role("dialog").filter(has_text="Cancel Workflow")
                 await dialog.get_by_role("button", name="Confirm").click()
-                # The page follows the workflow to its end.
+                # The page follows the workflow to its end (its status badge).
                 canceled = page.get_by_text(re.compile(r"^\s*canceled\s*$", re.IGNORECASE))
-                await expect(canceled.first).to_be_visible()
+                await expect(canceled.first).to_be_visible(timeout=UI_TIMEOUT_MS)
             finally:
                 await browser.close()
         handle = live.client.get_workflow_handle(workflow_id)
