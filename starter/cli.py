@@ -116,7 +116,13 @@ def _emit(args: argparse.Namespace, data: Any, table: Table | str | None = None)
 async def cmd_reconcile(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from starter.reconcile import install_schedule, interval_from_env, reconcile_now, schedule_id
+    from starter.reconcile import (
+        install_schedule,
+        interval_from_env,
+        reconcile_now,
+        schedule_id,
+        worker_polling,
+    )
 
     client = await _client()
     queue = client.task_queue
@@ -144,6 +150,12 @@ async def cmd_reconcile(args: argparse.Namespace) -> int:
             f"on task queue {queue}",
         )
         return 0
+    if not await worker_polling(client.client, queue):
+        raise CliError(
+            f"no worker is polling task queue {queue}: start one (`python worker.py`), "
+            "which runs the reconciliation",
+            "no_worker",
+        )
     result = await reconcile_now(client.client, queue)
     table = Table(
         title=f"{result.checked} open case(s) checked, {result.running} running, "

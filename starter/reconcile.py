@@ -15,6 +15,9 @@ import os
 import uuid
 from datetime import timedelta
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     Schedule,
@@ -89,6 +92,18 @@ async def install_schedule(client: Client, task_queue: str, every: timedelta) ->
 
     await client.get_schedule_handle(sid).update(updated)
     return False
+
+
+async def worker_polling(client: Client, task_queue: str) -> bool:
+    """Whether a worker polls `task_queue` for workflows (as the server saw it lately)."""
+    answer = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return len(answer.pollers) > 0
 
 
 async def reconcile_now(client: Client, task_queue: str) -> ReconcileResult:

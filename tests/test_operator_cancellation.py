@@ -27,7 +27,13 @@ from models.case import SYSTEM, CaseState
 from models.messages import AddTask, CompleteTask, RaiseCase
 from starter.client import CaseFilter
 from starter.devserver import DevServer, temporal_cli
-from starter.reconcile import install_schedule, reconcile_now, schedule_id
+from starter.reconcile import (
+    EVERY_VARIABLE,
+    install_schedule,
+    interval_from_env,
+    reconcile_now,
+    schedule_id,
+)
 from store.repository import case_audit, load_case, record_case
 from tests.helpers.stack import (
     SAMPLE_CONFIG,
@@ -321,6 +327,31 @@ async def test_the_worker_installs_the_schedule_and_the_cli_reconciles(
                 assert refused.returncode == 1 and "--every" in refused.stderr
             finally:
                 await schedule.delete()
+        # No worker on the queue: refused at once, rather than waiting for one.
+        idle = {**env, "TEMPORAL_TASK_QUEUE": f"nobody-{uuid.uuid4().hex[:8]}"}
+        alone = await starter_cli_async(idle, "--json", "reconcile")
+        assert alone.returncode == 1, str(alone)
+        assert '"no_worker"' in alone.stderr and "no worker is polling" in alone.stderr
         record = load_case(store.engine, ref)
     assert record is not None and record.status == "closed"
     assert record.close_reason == "terminated in Temporal (reconciled)"
+
+
+@pytest.mark.parametrize(
+    ("value", "minutes"), [("", 5.0), ("5", 5.0), ("0.5", 0.5), ("0", None), (" 2 ", 2.0)]
+)
+def test_the_schedule_interval_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, minutes: float | None
+) -> None:
+    monkeypatch.setenv(EVERY_VARIABLE, value)
+    every = interval_from_env()
+    assert (every.total_seconds() / 60 if every is not None else None) == minutes
+
+
+@pytest.mark.parametrize("value", ["-1", "five", "nan", "inf"])
+def test_a_bad_schedule_interval_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(EVERY_VARIABLE, value)
+    with pytest.raises(ValueError, match=EVERY_VARIABLE):
+        interval_from_env()
