@@ -18,8 +18,10 @@ from temporalio.exceptions import ApplicationError
 from models.case import CaseState, Owner
 from models.messages import (
     AddTask,
+    CancelTask,
     CloseCase,
     CompleteTask,
+    HoldCase,
     HoldTask,
     RaiseCase,
     ReassignTask,
@@ -456,3 +458,63 @@ async def test_a_case_worked_through_hold_release_revision_and_late_completion(
         )
         assert (await eng.client.result(ref)).status == "closed"
         await keep_history(handle, "worked_case_hold_revise_late")
+
+
+async def test_a_case_held_whole_and_a_chain_cancelled(tmp_path: Path) -> None:
+    """A case hold on the time-skipping server: every task held at once and released by
+    itself at the planned release; the statutory case target runs on; a cancellation with
+    its chain. Recorded for replay."""
+    async with case_engine(tmp_path) as eng:
+        ref = "PRV-2028-0043"
+        await eng.sleep_until(z(2028, 3, 20, 10))
+        handle = await eng.client.raise_case(
+            RaiseCase(reference=ref, topic="private-tenancy-ending", raised_by="adviser1")
+        )
+        await wait_open(handle)
+        before = await eng.client.state(ref)
+        assert before.case_sla is not None
+        await eng.client.hold_case(
+            ref,
+            HoldCase(
+                request_id="hc-1",
+                actor="adviser1",
+                reason="awaiting_third_party",
+                planned_release=z(2028, 3, 22, 10),
+            ),
+        )
+        held = await eng.client.state(ref)
+        assert held.hold is not None
+        assert {t.key for t in held.tasks if t.status == "on_hold"} >= {"call-back"}
+        await eng.sleep_until(z(2028, 3, 22, 10, 0, 30))
+        state = await eng.client.state(ref)
+        assert state.hold is None and state.holds[0].released_by == "system"
+        cb = state.task("call-back")
+        # Working days in (20 Mar, 22 Mar]: 21, 22. Tue 21 Mar 17:00 + 2 = Thu 23 Mar 17:00.
+        assert cb is not None and cb.status == "open" and cb.due_at == z(2028, 3, 23, 17)
+        added = await eng.client.add_task(
+            ref, AddTask(request_id="add-1", actor="adviser1", task="landlord-negotiation")
+        )
+        assert added is not None
+        cancelled = await eng.client.cancel_task(
+            ref,
+            CancelTask(
+                request_id="cx-1",
+                actor="adviser1",
+                task="landlord-negotiation",
+                reason="no_longer_required",
+            ),
+        )
+        assert cancelled is not None and cancelled.status == "cancelled"
+        with pytest.raises(RequestRefusedError) as chain:
+            await eng.client.cancel_task(
+                ref,
+                CancelTask(
+                    request_id="cx-2", actor="adviser1", task="call-back", reason="duplicate"
+                ),
+            )
+        assert chain.value.code == "dependants_not_cascaded"
+        await eng.client.close_case(
+            ref, CloseCase(request_id="close-h", actor="adviser1", reason="duty ended")
+        )
+        assert (await eng.client.result(ref)).status == "closed"
+        await keep_history(handle, "case_held_and_chain_cancelled")
