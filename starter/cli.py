@@ -40,6 +40,7 @@ from domain.case_display import local
 from domain.config_errors import ConfigurationError
 from domain.errors import RequestRefused
 from domain.messages import MESSAGES, Message
+from domain import planner
 from domain.planner import local_date
 from models.bounds import describe_validation_error
 from models.case import CaseState, Owner
@@ -438,6 +439,11 @@ def add_message_command(sub: Any, msg: Message[Any]) -> None:
     m.set_defaults(fn=cmd_message, message=msg)
 
 
+def _held(minutes: int) -> str:
+    days, rest = divmod(minutes, 24 * 60)
+    return (f"{days}d " if days else "") + f"{rest // 60}h{rest % 60:02d}"
+
+
 def case_table(state: CaseState) -> Table:
     sla = state.case_sla
     title = (
@@ -447,8 +453,9 @@ def case_table(state: CaseState) -> Table:
     if state.hold is not None:
         title += f" · ON HOLD until {local(state.hold.planned_release)} ({state.hold.reason})"
     table = Table(title=title)
-    for col in ("Task", "State", "Owner", "Started", "Amber", "Due", "SLA", "Fired"):
+    for col in ("Task", "State", "Owner", "Started", "Amber", "Due", "SLA", "Held", "Fired"):
         table.add_column(col)
+    now = datetime.now(UTC)
     for t in state.tasks:
         fired = ", ".join(f"{f.indicator}#{f.occurrence}" for f in t.fired)
         hold = t.hold
@@ -465,6 +472,7 @@ def case_table(state: CaseState) -> Table:
             local(t.amber_at),
             local(t.due_at),
             t.sla_status or "-",
+            _held(planner.working.held_minutes(t.holds, now)) if t.holds else "-",
             fired or "-",
         )
     return table
