@@ -35,12 +35,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain import planner
 from domain.case_definition import DefinitionError
 from domain.case_display import local
 from domain.config_errors import ConfigurationError
 from domain.errors import RequestRefused
 from domain.messages import MESSAGES, Message
-from domain import planner
 from domain.planner import local_date
 from models.bounds import describe_validation_error
 from models.case import CaseState, Owner
