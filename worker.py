@@ -21,7 +21,10 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
+from activities.channels import ChannelNotifier, ChannelSettings, senders
+from activities.delivery import DeliveryLoop
 from activities.notifiers import InboxNotifier, Notifier
+from activities.recipients import directory_for
 from starter.connection import TemporalSettings, connect
 from starter.logs import configure_logging
 from store.db import create_schema, database_url, make_engine
@@ -33,11 +36,15 @@ log = structlog.get_logger("worker")
 PASSTHROUGH = ("domain", "models", "pydantic", "pydantic_core", "annotated_types")
 
 
-def notifiers(engine: Engine) -> list[Notifier]:
+def notifiers(engine: Engine, channels: ChannelSettings | None = None) -> list[Notifier]:
     """The channels alerts go out on, one line each: the inbox (the record and the outbox
-    the others deliver from), then any further channel (see `activities.notifiers`)."""
+    the others deliver from), then any further channel (see `activities.notifiers`): email
+    and webhook when their settings are present (`activities.channels.ChannelSettings`)."""
+    channels = channels or ChannelSettings.from_env()
+    directory = directory_for(engine)
     return [
         InboxNotifier(engine),
+        *(ChannelNotifier(engine, channel, directory) for channel in channels.channels),
     ]
 
 
@@ -50,9 +57,10 @@ def build_worker(
     max_concurrent_activities: int = 50,
     max_cached_workflows: int | None = None,
     extra_workflows: Sequence[type] = (),
+    channels: ChannelSettings | None = None,
 ) -> Worker:
     """A worker for the case workflow and its activities on `task_queue`."""
-    acts = CaseworkActivities(engine, notifiers=notifiers(engine))
+    acts = CaseworkActivities(engine, notifiers=notifiers(engine, channels))
     return Worker(
         client,
         task_queue=task_queue,
@@ -77,6 +85,7 @@ def build_worker(
 
 async def run(settings: TemporalSettings | None = None) -> None:
     settings = settings or TemporalSettings.from_env()
+    channels = ChannelSettings.from_env()
     engine = make_engine(database_url())
     create_schema(engine)
     client = await connect(settings)
@@ -85,17 +94,23 @@ async def run(settings: TemporalSettings | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
-        worker = build_worker(client, engine, settings.task_queue, executor)
+        worker = build_worker(client, engine, settings.task_queue, executor, channels=channels)
         log.info(
             "worker started",
             address=settings.address,
             namespace=settings.namespace,
             task_queue=settings.task_queue,
             database=engine.url.get_backend_name(),
+            channels=["inbox", *channels.channels],
         )
+        # The email and webhook deliveries go out from this loop, beside the worker.
+        delivery = DeliveryLoop(engine, senders(channels), channels.delivery)
+        delivering = asyncio.create_task(delivery.run(stop)) if channels.channels else None
         async with worker:
             await stop.wait()
             log.info("worker stopping")
+        if delivering is not None:
+            await delivering
     engine.dispose()
     log.info("worker stopped")
 
