@@ -429,6 +429,54 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ api (issue 11)
+
+
+async def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the HTTP API and the officer page until interrupted."""
+    from starter.api import serve
+    from starter.api_auth import TokenError, Tokens
+
+    try:
+        tokens = Tokens.from_env()
+    except TokenError as e:
+        raise CliError(str(e), "invalid_settings") from None
+    if not len(tokens):
+        err.print("[yellow]warning[/]: no API tokens configured (API_TOKENS_FILE, API_TOKENS)")
+    engine = _store()
+    print(
+        f"casework API on http://{args.host}:{args.port} (OpenAPI: /openapi.json, page: /officer)"
+    )
+    await serve(args.host, args.port, engine, tokens)
+    return 0
+
+
+def cmd_api_token(args: argparse.Namespace) -> int:
+    """Print a new token and the entry that configures it (only the hash is stored)."""
+    from starter.api_auth import entry_line, new_token
+
+    token = new_token()
+    _emit(
+        args,
+        {"token": token, "entry": json.loads(entry_line(args.service, token, args.officer))},
+        f"token (give it to the service; it is not stored): {token}\n"
+        f"entry for API_TOKENS_FILE: {entry_line(args.service, token, args.officer)}",
+    )
+    return 0
+
+
+def add_api_commands(sub: Any) -> None:
+    api = sub.add_parser("api", help="serve the HTTP API and the officer page (FastAPI)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(fn=cmd_api)
+    api_sub = api.add_subparsers(dest="api_command")
+    tok = api_sub.add_parser("token", help="make a bearer token for a calling service")
+    tok.add_argument("--service", required=True, help="the calling service's name")
+    tok.add_argument("--officer", help="the staff key it acts for (omit: X-Acting-Officer)")
+    tok.set_defaults(fn=cmd_api_token)
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -497,6 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--mark-read", action="store_true", help="mark the listed alerts read")
     ib.add_argument("--limit", type=int, default=100)
     ib.set_defaults(fn=cmd_inbox)
+
+    add_api_commands(sub)
 
     d = sub.add_parser("demo", help="run the demo: dev server, worker, realistic cases")
     d.add_argument("--cases", type=int, default=8)
