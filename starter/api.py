@@ -323,9 +323,11 @@ def create_app(
             key=lambda w: (w.due_at is None, w.due_at or datetime.max, w.case_reference),
         )
         alerts = repository.inbox(engine, who.officer, limit=50)
-        users = {u.key: u.display_name for u in configuration().users}
+        config = configuration()
+        users = {u.key: u.display_name for u in config.users}
         return page.render(
             officer=users.get(who.officer, who.officer),
+            names={**users, **{r.key: r.name for r in config.roles}},
             work=work,
             alerts=alerts,
             rag=_rag,
@@ -407,10 +409,11 @@ _PAGE = (
 <th>Owner</th></tr></thead><tbody>
 {% for w in work %}<tr class="task" data-rag="{{ rag(w.sla_status) }}">
 <td><span class="rag {{ rag(w.sla_status) }}">
-{{- (w.sla_status or 'no target')|replace('_', ' ') }}</span></td>
+{{- (w.sla_status or w.status)|replace('_', ' ') }}</span></td>
 <td>{{ w.due_at|uk or '-' }}</td>
 <td><a href="/officer/cases/{{ w.case_reference }}">{{ w.case_reference }}</a></td>
-<td>{{ w.task_name }}</td><td>{{ w.owner.kind }}:{{ w.owner.key }}</td></tr>
+<td>{{ w.task_name }}</td><td>{{ names.get(w.owner.key, w.owner.key) }}
+{%- if w.owner.kind == 'role' %} (team){% endif %}</td></tr>
 {% else %}<tr><td colspan="5">Nothing open.</td></tr>{% endfor %}
 </tbody></table></section>
 <section aria-labelledby="alerts"><h2 id="alerts">My alerts ({{ unread }} unread)</h2>

@@ -41,6 +41,8 @@ TOKENS = Tokens(
     ]
 )
 REF = "API-2028-0001"
+BREACHED = "API-2028-0002"
+ON_TRACK = "API-2028-0003"
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = (
     REPO / "docs" / "screenshots"
@@ -49,8 +51,8 @@ SCREENSHOTS = (
 )
 
 
-def z(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def z(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @asynccontextmanager
@@ -88,9 +90,18 @@ async def wait_for(http: httpx.AsyncClient, path: str, headers: dict[str, str]) 
 
 async def test_worklists_alerts_and_messages_over_http(tmp_path: Path) -> None:
     async with case_engine(tmp_path) as eng, api_server(eng) as url:
-        await eng.sleep_until(z(2028, 3, 20, 10))  # Mon 20 Mar 2028 10:00 GMT
+        # Three cases of adviser1's, raised so that on Tue 21 Mar 2028 at 13:01 one call-back
+        # has breached (due Mon 17:00), one is amber (due Tue 17:00, amber from 13:00) and
+        # one is on track (due Wed 17:00).
+        for ref, at in ((BREACHED, z(2028, 3, 17, 10)), (REF, z(2028, 3, 20, 10))):
+            await eng.sleep_until(at)
+            handle = await eng.client.raise_case(
+                RaiseCase(reference=ref, topic="private-tenancy-ending", raised_by="adviser1")
+            )
+            await wait_open(handle)
+        await eng.sleep_until(z(2028, 3, 21, 12))
         handle = await eng.client.raise_case(
-            RaiseCase(reference=REF, topic="private-tenancy-ending", raised_by="adviser1")
+            RaiseCase(reference=ON_TRACK, topic="private-tenancy-ending", raised_by="adviser1")
         )
         await wait_open(handle)
         async with httpx.AsyncClient(base_url=url) as http:
@@ -108,13 +119,24 @@ async def test_worklists_alerts_and_messages_over_http(tmp_path: Path) -> None:
             me = (await http.get("/me", headers={**cms, "X-Acting-Officer": "adviser1"})).json()
             assert me["officer"] == "adviser1" and me["service"] == "cms"
 
-            # --- my tasks, from the store's record of the case
+            # --- my tasks, from the store's records, soonest due first
+            await eng.sleep_until(z(2028, 3, 21, 13, 1))
             tasks = await wait_for(http, "/me/tasks", officer())
-            call_back = next(t for t in tasks if t["task"] == "call-back")
-            assert call_back["case_reference"] == REF
-            assert call_back["due_at"] == "2028-03-21T17:00:00Z"
-            assert call_back["sla_status"] == "on_track"
-            assert call_back["owner"] == {"kind": "user", "key": "adviser1"}
+            call_backs = [
+                (t["case_reference"], t["due_at"], t["sla_status"])
+                for t in tasks
+                if t["task"] == "call-back"
+            ]
+            assert call_backs == [
+                (BREACHED, "2028-03-20T17:00:00Z", "breached"),
+                (REF, "2028-03-21T17:00:00Z", "amber"),
+                (ON_TRACK, "2028-03-22T17:00:00Z", "on_track"),
+            ]
+            dues = [t["due_at"] for t in tasks if t["due_at"] is not None]
+            assert dues == sorted(dues)
+            assert {t["owner"]["key"] for t in tasks if t["owner"]["kind"] == "user"} == {
+                "adviser1"
+            }
             role = await http.get("/me/role-tasks", headers=officer())
             assert role.status_code == 200 and isinstance(role.json(), list)
 
@@ -124,10 +146,14 @@ async def test_worklists_alerts_and_messages_over_http(tmp_path: Path) -> None:
             r = await http.get("/cases/NOPE-1", headers=officer())
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
+            if CHROMIUM.exists() and importlib.util.find_spec("playwright") is not None:
+                await officer_page_in_chromium(url)
+
             # --- alerts: the call-back's amber at 13:00 reaches adviser1's inbox
-            await eng.sleep_until(z(2028, 3, 21, 13, 1))
             alerts = await wait_for(http, "/me/alerts?unread_only=true", officer())
-            amber = next(a for a in alerts if a["indicator"] == "amber")
+            amber = next(
+                a for a in alerts if a["indicator"] == "amber" and a["case_reference"] == REF
+            )
             assert amber["case_reference"] == REF and amber["task_key"] == "call-back"
             r = await http.post("/me/alerts/read", json={"ids": [amber["id"]]}, headers=officer())
             assert r.json() == {"marked": 1}
@@ -169,21 +195,19 @@ async def test_worklists_alerts_and_messages_over_http(tmp_path: Path) -> None:
                 f"/cases/{REF}/messages/reassign_task",
                 json={
                     "task": "housing-options-interview",
-                    "to": {"kind": "role", "key": "housing-advisers"},
+                    "to": {"kind": "user", "key": "adviser3"},
                     "reason": "workload",
                 },
                 headers={**cms, "X-Acting-Officer": "adviser1"},
             )
-            assert r.status_code in (200, 409), r.text
+            assert r.status_code == 200, r.text
+            assert r.json()["task"]["owner"] == {"kind": "user", "key": "adviser3"}
 
             # --- the OpenAPI document lists every message of the table
             spec = (await http.get("/openapi.json")).json()
             for msg in MESSAGES:
                 assert f"/cases/{{reference}}/messages/{msg.name}" in spec["paths"]
             assert "/me/tasks" in spec["paths"] and "/me/alerts/read" in spec["paths"]
-
-            if CHROMIUM.exists() and importlib.util.find_spec("playwright") is not None:
-                await officer_page_in_chromium(url)
 
 
 async def officer_page_in_chromium(url: str) -> None:
@@ -214,9 +238,13 @@ async def officer_page_in_chromium(url: str) -> None:
                 "grey",
             }
             await expect(page.locator("#alertlist")).to_contain_text("Amber warning")
+            await expect(page.locator("#alertlist")).to_contain_text("Target exceeded")
+            # Soonest due first: the breached call-back, then the amber one, then on track.
+            first = await rows.evaluate_all("rs => rs.slice(0, 3).map(r => r.dataset.rag)")
+            assert first == ["red", "amber", "green"]
             await page.screenshot(path=str(SCREENSHOTS / "officer-page.png"), full_page=True)
             await page.locator("#worklist a").first.click()
-            await expect(page.get_by_role("heading", name=f"Case {REF}")).to_be_visible()
+            await expect(page.get_by_role("heading", name=f"Case {BREACHED}")).to_be_visible()
             await page.screenshot(path=str(SCREENSHOTS / "officer-case.png"), full_page=True)
         finally:
             await browser.close()
