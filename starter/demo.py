@@ -390,6 +390,7 @@ def _write_connection(
     server: DevServer,
     worker: subprocess.Popen[bytes],
     api: subprocess.Popen[bytes] | None = None,
+    channels: _Channels | None = None,
 ) -> None:
     """Describe the running demo for the command line (written whole, then renamed in)."""
     data = {
@@ -407,6 +408,15 @@ def _write_connection(
             **({"api": api.pid} if api is not None else {}),
         },
         "started_at": datetime.now(UTC).isoformat(),
+        **(
+            {
+                "officer_page": f"http://127.0.0.1:{channels.api_port}/officer",
+                "mail": str(channels.mail.folder),
+                "webhook": str(channels.hooks.folder),
+            }
+            if channels is not None
+            else {}
+        ),
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -488,7 +498,7 @@ def run_demo(cases: int = 8) -> int:
         console.print(f"worker started (pid {worker.pid}, log {workdir / 'worker.log'})")
         api = _start_api(env, workdir, channels.api_port)
         console.print(f"HTTP service started (pid {api.pid}, log {workdir / 'api.log'})")
-        _write_connection(connection, server, worker, api)
+        _write_connection(connection, server, worker, api, channels)
         asyncio.run(_demo(server, config, cases, channels))
     except PortInUseError as e:  # taken between the check and the start
         err.print(f"[red]error[/]: {e}: set DEMO_TEMPORAL_PORT / DEMO_UI_PORT to free ports")
