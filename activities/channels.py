@@ -171,7 +171,11 @@ class ChannelSettings:
                 raise SettingsError(
                     "WEBHOOK_URL needs WEBHOOK_SECRET (or WEBHOOK_SECRET_FILE) of 16+ characters"
                 )
-            webhook = WebhookSettings(url=url, secret=secret.encode())
+            webhook = WebhookSettings(
+                url=url,
+                secret=secret.encode(),
+                timeout=_number(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0),
+            )
         attempts = env.get("DELIVERY_MAX_ATTEMPTS", "").strip() or "12"
         if not attempts.isdigit() or int(attempts) < 1:
             raise SettingsError("DELIVERY_MAX_ATTEMPTS must be a whole number, 1 or more")
@@ -182,6 +186,13 @@ class ChannelSettings:
             lease=timedelta(seconds=_number(env, "DELIVERY_LEASE_SECONDS", 120.0)),
             link_base_url=(env.get("ALERT_LINK_BASE_URL", "").strip() or "http://127.0.0.1:8000"),
         )
+        # One send must end well within its lease, or another loop could send it too.
+        longest = max([x.timeout for x in (smtp, webhook) if x is not None], default=0.0)
+        if delivery.lease.total_seconds() < 2 * longest:
+            raise SettingsError(
+                "DELIVERY_LEASE_SECONDS must be at least twice the longest send timeout "
+                f"({longest:.0f} s: SMTP_TIMEOUT_SECONDS, WEBHOOK_TIMEOUT_SECONDS)"
+            )
         return cls(smtp=smtp, webhook=webhook, delivery=delivery)
 
 

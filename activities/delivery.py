@@ -36,6 +36,7 @@ from store.deliveries import (
     idempotency_key,
     mark_retry,
     mark_sent,
+    renew_lease,
 )
 
 log = structlog.get_logger("delivery")
@@ -121,6 +122,11 @@ class DeliveryLoop:
         first = batch[0]
         ids = [d.id for d in batch]
         sender = self._senders[first.channel]
+        # Still ours? A round that took longer than the lease may have lost these rows to
+        # another loop, which sends them itself.
+        if not renew_lease(self._engine, ids, self.owner, self._now() + self.settings.lease):
+            log.info("delivery taken over by another loop", key=idempotency_key(first.key))
+            return 0
         try:
             directory = self._directory()
             contact = directory.contact(first.key.recipient)

@@ -8,6 +8,7 @@ it by implementing the same one method and being returned by `directory_for`.
 
 from __future__ import annotations
 
+import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
@@ -59,14 +60,24 @@ class ConfigDirectory:
         )
 
 
-def directory_for(engine: Engine) -> Callable[[], RecipientDirectory]:
+def directory_for(engine: Engine, ttl: float = 2.0) -> Callable[[], RecipientDirectory]:
     """The directory to consult for each batch of alerts, from the store behind `engine`:
-    today the configuration in force (read per call; a stored configuration never changes,
-    so the parsed one is kept per version)."""
+    today the configuration in force. Which version is in force is read at most every `ttl`
+    seconds (every alert asks; on SQLite each read queues for the write lock); a stored
+    configuration never changes, so the parsed one is kept per version."""
     cache: dict[int, ConfigDirectory] = {}
+    checked: list[tuple[float, int | None]] = []
+
+    def version_in_force() -> int | None:
+        now = clock.monotonic()
+        if checked and now - checked[0][0] < ttl:
+            return checked[0][1]
+        version = repository.latest_configuration_version(engine)
+        checked[:] = [(now, version)]
+        return version
 
     def current() -> RecipientDirectory:
-        version = repository.latest_configuration_version(engine)
+        version = version_in_force()
         if version is None:
             raise repository.NoConfigurationError(repository.NO_CONFIGURATION)
         found = cache.get(version)

@@ -201,6 +201,27 @@ def due_digest_recipients(engine: Engine, now: datetime, channel: str) -> list[s
         )
 
 
+def renew_lease(engine: Engine, ids: Sequence[int], owner: str, until: datetime) -> bool:
+    """Extend `owner`'s claim on deliveries `ids` to `until`, just before sending them. False
+    (nothing changed) unless `owner` still holds every one of them: a loop whose lease ran
+    out while it worked through a batch, and whose rows another loop took, must not send."""
+    with Session(engine) as session, session.begin():
+        result = session.execute(
+            update(AlertDelivery)
+            .where(
+                AlertDelivery.id.in_(list(ids)),
+                AlertDelivery.lease_owner == owner,
+                AlertDelivery.state == SENDING,
+            )
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        if int(result.rowcount) != len(ids):  # type: ignore[attr-defined]
+            session.rollback()
+            return False
+    return True
+
+
 def mark_sent(engine: Engine, ids: Sequence[int], owner: str, now: datetime) -> int:
     """Record deliveries `owner` claimed as sent; returns how many it still held."""
     with Session(engine) as session, session.begin():

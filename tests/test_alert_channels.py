@@ -300,6 +300,36 @@ def test_a_loop_that_dies_mid_send_is_succeeded_after_its_lease_with_the_same_me
     }
 
 
+def test_a_loop_whose_lease_ran_out_mid_batch_does_not_send_what_another_loop_took(
+    stored: Engine, mail: MailCatcher, hooks: WebhookCatcher
+) -> None:
+    clock = Clock(T0)
+    for task in ("call-back", "housing-options-interview"):
+        send_alert(stored, clock, alert_input(task=task))  # 4 emails, claimed in one batch
+    slow = delivery_loop(stored, mail, hooks, clock)
+    other = delivery_loop(stored, mail, hooks, clock)
+    email = slow._senders["email"]
+    taken_over: list[int] = []
+
+    class Slow:
+        """Each send takes three quarters of the lease: the batch outlasts it. While the
+        slow loop sends, the other loop runs and takes the rows whose lease ran out."""
+
+        channel = email.channel
+
+        def send(self, message: Any) -> None:
+            email.send(message)
+            clock.at += slow.settings.lease * 3 / 4
+            taken_over.append(other.run_once())
+
+    slow._senders = {"email": Slow()}
+    slow.run_once()
+    assert sum(taken_over) > 0  # the other loop did take rows over
+    ids = [m["Message-ID"].strip() for m in mail.messages]
+    assert len(ids) == 4 and len(set(ids)) == 4  # yet each mail went once
+    assert {s[2] for s in states(stored) if s[1] == "email"} == {"sent"}
+
+
 def test_ambers_for_a_digest_reader_go_out_as_one_email_at_the_digest_time(
     stored: Engine, mail: MailCatcher, hooks: WebhookCatcher
 ) -> None:
@@ -394,6 +424,7 @@ def test_channel_settings_come_from_the_environment_and_are_checked() -> None:
         ({"SMTP_HOST": "h", "SMTP_TLS": "on", "SMTP_STARTTLS": "on"}, "SMTP_STARTTLS"),
         ({"WEBHOOK_URL": "https://x"}, "WEBHOOK_SECRET"),
         ({"SMTP_STARTTLS": "maybe", "SMTP_HOST": "h"}, "SMTP_STARTTLS"),
+        ({"SMTP_HOST": "h", "DELIVERY_LEASE_SECONDS": "30"}, "DELIVERY_LEASE_SECONDS"),
     ):
         with pytest.raises(SettingsError, match=named):
             ChannelSettings.from_env(bad)
