@@ -185,7 +185,12 @@ async def test_worklists_alerts_and_messages_over_http(tmp_path: Path) -> None:
             assert r.status_code == 403 and r.json()["error"]["code"] == "not_permitted"
             # Bad input (an unknown field; the actor is never the body's to choose): 422.
             r = await http.post(path, json={"task": "call-back", "actor": "tl1"}, headers=officer())
-            assert r.status_code == 422
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input"
+            secret = "applicant Jane Doe of 1 High St " * 200
+            r = await http.post(path, json={"task": "call-back", "note": secret}, headers=officer())
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["message"].startswith("note: ")
+            assert "Jane" not in r.text  # the field and the rule, never the value
             r = await http.post(
                 "/cases/NOPE-1/messages/complete_task", json={"task": "x"}, headers=officer()
             )
