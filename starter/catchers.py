@@ -32,6 +32,9 @@ class MailCatcher:
         self.messages: list[EmailMessage] = []
         self.refuse_next = 0
         self.delay_seconds = 0.0
+        # Set while a client is between RCPT and its reply (held for `rcpt_delay_seconds`).
+        self.in_rcpt = threading.Event()
+        self.rcpt_delay_seconds = 0.0
         self._lock = threading.Lock()
         self._controller = Controller(self, hostname="127.0.0.1", port=port or _free_port())
 
@@ -47,6 +50,17 @@ class MailCatcher:
 
     def stop(self) -> None:
         self._controller.stop()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        import asyncio
+
+        if self.rcpt_delay_seconds:
+            self.in_rcpt.set()
+            await asyncio.sleep(self.rcpt_delay_seconds)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         import asyncio

@@ -11,7 +11,12 @@ instants without waiting.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
@@ -34,6 +39,7 @@ from activities.channels import (
     WebhookSettings,
     message_id,
     next_digest,
+    senders,
 )
 from activities.delivery import DeliveryLoop
 from activities.notifiers import InboxNotifier
@@ -43,11 +49,14 @@ from config_files.loader import ConfigurationError
 from models.activities import AlertInput
 from models.case import Owner
 from models.config import Configuration, EscalationRuleConfig
+from models.messages import RaiseCase
 from starter.catchers import MailCatcher, WebhookCatcher
+from store.db import create_schema, make_engine
 from store.deliveries import claim_due, deliveries, idempotency_key
 from store.repository import save_configuration
 from tests.helpers import REPO
 from tests.helpers.store import SAMPLE_DAY
+from tests.helpers.workflow_harness import case_engine, wait_open
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 SECRET = b"a-webhook-secret-of-some-length"
@@ -328,6 +337,100 @@ def test_a_loop_whose_lease_ran_out_mid_batch_does_not_send_what_another_loop_to
     ids = [m["Message-ID"].strip() for m in mail.messages]
     assert len(ids) == 4 and len(set(ids)) == 4  # yet each mail went once
     assert {s[2] for s in states(stored) if s[1] == "email"} == {"sent"}
+
+
+def test_a_worker_process_killed_mid_send_is_succeeded_and_the_mail_goes_once(
+    tmp_path: Path, sample_config: Configuration, mail: MailCatcher
+) -> None:
+    """A real process running the delivery loop is killed (SIGKILL) while its SMTP session
+    is open, before the server has accepted the message; after its lease, another loop
+    sends each mail once."""
+    db = tmp_path / "store.db"
+    engine = make_engine(f"sqlite:///{db}")
+    create_schema(engine)
+    save_configuration(engine, sample_config, "sample")
+    send_alert(engine, Clock(datetime.now(UTC)), alert_input())
+    mail.rcpt_delay_seconds = 30.0  # the first RCPT hangs: the process is mid-send
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail.port),
+        "SMTP_FROM": "alerts@council.example.org",
+        "SMTP_TIMEOUT_SECONDS": "60",
+        "DELIVERY_LEASE_SECONDS": "120",
+    }
+    script = (
+        "from activities.channels import ChannelSettings, senders\n"
+        "from activities.delivery import DeliveryLoop\n"
+        "from store.db import database_url, make_engine\n"
+        "s = ChannelSettings.from_env()\n"
+        "DeliveryLoop(make_engine(database_url()), senders(s), s.delivery).run_once()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO)
+    try:
+        assert mail.in_rcpt.wait(60), "the loop never reached the mail server"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    mail.rcpt_delay_seconds = 0.0
+    claimed = [d for d in deliveries(engine) if d.state == "sending"]
+    assert len(claimed) == 2  # the dead loop claimed both mails; neither went
+    clock = Clock(datetime.now(UTC))
+    survivor = DeliveryLoop(
+        engine,
+        {"email": EmailSender(SmtpSettings(host="127.0.0.1", port=mail.port))},
+        DeliverySettings(),
+        now=clock,
+    )
+    assert survivor.run_once() == 0  # the dead loop's claim holds until its lease ends
+    clock.at += timedelta(minutes=2, seconds=1)
+    assert survivor.run_once() == 2
+    assert sorted(m["To"] for m in mail.messages) == [
+        "adviser1@council.example.org",
+        "tl1@council.example.org",
+    ]
+    emails = [d for d in deliveries(engine) if d.channel == "email"]
+    assert {(d.state, d.attempts) for d in emails} == {("sent", 2)}
+    engine.dispose()
+
+
+async def test_a_case_s_alerts_reach_mail_and_webhook_through_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mail: MailCatcher, hooks: WebhookCatcher
+) -> None:
+    """The worker's notifiers follow the channel settings: a real case on the time-skipping
+    server fires its amber, and the delivery loop sends it by mail and webhook once."""
+    for name, value in {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail.port),
+        "WEBHOOK_URL": hooks.url,
+        "WEBHOOK_SECRET": SECRET.decode(),
+    }.items():
+        monkeypatch.setenv(name, value)
+    async with case_engine(tmp_path) as eng:
+        await eng.sleep_until(datetime(2028, 3, 20, 10, tzinfo=UTC))
+        handle = await eng.client.raise_case(
+            RaiseCase(reference="MAIL-2028-1", topic="private-tenancy-ending", raised_by="adviser1")
+        )
+        await wait_open(handle)
+        await eng.sleep_until(datetime(2028, 3, 21, 13, 1, tzinfo=UTC))  # the call-back's amber
+        for _ in range(200):
+            if deliveries(eng.engine, case_reference="MAIL-2028-1"):
+                break
+            await asyncio.sleep(0.05)
+        settings = ChannelSettings.from_env()
+        loop = DeliveryLoop(eng.engine, senders(settings), settings.delivery)
+        assert await asyncio.to_thread(loop.run_once) == 2
+        assert await asyncio.to_thread(loop.run_once) == 0
+    (amber,) = mail.messages
+    assert amber["To"] == "adviser1@council.example.org"
+    assert "Call the applicant back on MAIL-2028-1" in amber["Subject"]
+    assert "Tue 21 Mar 2028, 17:00 GMT" in amber["Subject"]
+    (call,) = hooks.calls
+    assert call.json["idempotency_key"] == "MAIL-2028-1/call-back/amber/1/adviser1"
 
 
 def test_ambers_for_a_digest_reader_go_out_as_one_email_at_the_digest_time(
