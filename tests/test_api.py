@@ -265,3 +265,18 @@ def test_tokens_are_configured_hashed_and_checked() -> None:
         Tokens.from_env({"API_TOKENS": '[{"service": "cms", "token_sha256": "plain"}]'})
     with pytest.raises(TokenError, match="API_TOKENS_FILE: cannot read"):
         Tokens.from_env({"API_TOKENS_FILE": "/no/such/file"})
+
+
+def test_the_command_line_makes_a_token_and_the_entry_that_accepts_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from starter.cli import main
+
+    assert main(["--json", "api", "token", "--service", "cms", "--officer", "adviser1"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["token"] not in json.dumps(made["entry"])  # only the hash is configured
+    tokens = Tokens.parse(json.dumps([made["entry"]]), "API_TOKENS")
+    found = tokens.find(made["token"])
+    assert found is not None and (found.service, found.officer) == ("cms", "adviser1")
