@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from models.config import AlertTemplateConfig, Indicator, Key
@@ -116,8 +117,13 @@ def choose(
 def render(subject: str, body: str, variables: Mapping[str, object]) -> Rendered:
     """Render a chosen template. The subject is one line (line breaks become spaces)."""
     values = {name: variables.get(name, "") for name in VARIABLES}
-    line = " ".join(_ENV.from_string(subject).render(values).split())
-    return Rendered(subject=line, body=_ENV.from_string(body).render(values))
+    line = " ".join(_compiled(subject).render(values).split())
+    return Rendered(subject=line, body=_compiled(body).render(values))
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    return _ENV.from_string(source)
 
 
 def uk_time(instant: datetime | None) -> str:

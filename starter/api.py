@@ -384,11 +384,11 @@ def create_app(
         return response
 
     @app.post("/officer/alerts/read", include_in_schema=False)
-    def page_mark_read(request: Request, ids: Annotated[list[int], Form()]) -> Any:
+    def page_mark_read(request: Request, ids: Annotated[list[int] | None, Form()] = None) -> Any:
         who = page_caller(request)
         if who is None:
             return RedirectResponse("/officer/login", status_code=303)
-        repository.mark_read(engine, who.officer, ids)
+        repository.mark_read(engine, who.officer, ids or [])
         return RedirectResponse("/officer", status_code=303)
 
     return app
