@@ -465,7 +465,55 @@ def cmd_api_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    """The email and webhook deliveries of alerts, with their state (for operators)."""
+    from store.deliveries import deliveries, idempotency_key
+
+    rows = deliveries(
+        _store(),
+        case_reference=args.case,
+        recipient=args.recipient,
+        state=args.state,
+        limit=args.limit,
+    )
+    table = Table(title=f"{len(rows)} alert deliveries")
+    for col in ("Alert", "Channel", "State", "Attempts", "Next attempt", "Sent", "Last error"):
+        table.add_column(col)
+    for d in rows:
+        table.add_row(
+            idempotency_key(d.key),
+            d.channel,
+            d.state,
+            str(d.attempts),
+            local(d.next_attempt_at) if d.state == "pending" else "-",
+            local(d.sent_at),
+            d.last_error or "-",
+        )
+    data = [
+        {
+            "key": idempotency_key(d.key),
+            "channel": d.channel,
+            "state": d.state,
+            "digest": d.digest,
+            "attempts": d.attempts,
+            "next_attempt_at": d.next_attempt_at.isoformat(),
+            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            "last_error": d.last_error,
+        }
+        for d in rows
+    ]
+    _emit(args, data, table)
+    return 0
+
+
 def add_api_commands(sub: Any) -> None:
+    dl = sub.add_parser("deliveries", help="alerts' email and webhook deliveries and their state")
+    dl.add_argument("--case", help="a case reference")
+    dl.add_argument("--recipient", help="a staff key")
+    dl.add_argument("--state", choices=["pending", "sending", "sent", "failed"])
+    dl.add_argument("--limit", type=int, default=200)
+    dl.set_defaults(fn=cmd_deliveries)
+
     api = sub.add_parser("api", help="serve the HTTP API and the officer page (FastAPI)")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)

@@ -268,10 +268,17 @@ def mark_retry(
 
 
 def deliveries(
-    engine: Engine, *, case_reference: str | None = None, recipient: str | None = None
+    engine: Engine,
+    *,
+    case_reference: str | None = None,
+    recipient: str | None = None,
+    state: str | None = None,
+    limit: int = 10_000,
 ) -> list[Delivery]:
     """Delivery rows (for operators and tests), oldest first."""
-    query = select(AlertDelivery.id)
+    query = select(AlertDelivery.id).limit(limit)
+    if state is not None:
+        query = query.where(AlertDelivery.state == state)
     if case_reference is not None:
         query = query.where(AlertDelivery.case_reference == case_reference)
     if recipient is not None:

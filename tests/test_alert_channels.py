@@ -531,3 +531,37 @@ def test_channel_settings_come_from_the_environment_and_are_checked() -> None:
     ):
         with pytest.raises(SettingsError, match=named):
             ChannelSettings.from_env(bad)
+
+
+def test_the_command_line_lists_deliveries_and_their_state(
+    tmp_path: Path,
+    sample_config: Configuration,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    hooks: WebhookCatcher,
+) -> None:
+    import json
+
+    from starter.cli import main
+
+    db = tmp_path / "store.db"
+    engine = make_engine(f"sqlite:///{db}")
+    create_schema(engine)
+    save_configuration(engine, sample_config, "sample")
+    clock = Clock(T0)
+    send_alert(engine, clock, alert_input())
+    hooks.refuse_next = 1
+    loop = DeliveryLoop(
+        engine, {"webhook": WebhookSender(WebhookSettings(url=hooks.url, secret=SECRET))}, now=clock
+    )
+    loop.run_once()
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    capsys.readouterr()  # the activity's log lines
+    assert main(["--json", "deliveries", "--case", "HO-2026-000123", "--state", "pending"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted((r["channel"], r["attempts"], r["last_error"]) for r in rows) == [
+        ("email", 0, None),
+        ("email", 0, None),
+        ("webhook", 1, "webhook answered HTTP 503"),
+    ]
