@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
-from activities.channels import ChannelNotifier, ChannelSettings, senders
+from activities.channels import ChannelNotifier, ChannelSettings, SettingsError, senders
 from activities.delivery import DeliveryLoop
 from activities.notifiers import InboxNotifier, Notifier
 from activities.recipients import directory_for
@@ -117,6 +117,11 @@ async def run(settings: TemporalSettings | None = None) -> None:
 
 def main() -> None:
     configure_logging()
+    try:
+        ChannelSettings.from_env()
+    except (SettingsError, OSError) as e:
+        # A setting of the email or webhook channel is wrong: say which, without a traceback.
+        raise SystemExit(f"error: {e}") from None
     asyncio.run(run())
 
 
