@@ -24,8 +24,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
+from activities.channels import ChannelNotifier, ChannelSettings, SettingsError, senders
+from activities.delivery import DeliveryLoop
 from activities.metrics import CaseMetrics
 from activities.notifiers import InboxNotifier, Notifier
+from activities.recipients import directory_for
 from activities.reconcile import ReconcileActivities
 from starter.codec import PayloadKeyError
 from starter.connection import TemporalSettings, connect
@@ -45,11 +48,15 @@ log = structlog.get_logger("worker")
 PASSTHROUGH = ("domain", "models", "pydantic", "pydantic_core", "annotated_types")
 
 
-def notifiers(engine: Engine) -> list[Notifier]:
+def notifiers(engine: Engine, channels: ChannelSettings | None = None) -> list[Notifier]:
     """The channels alerts go out on, one line each: the inbox (the record and the outbox
-    the others deliver from), then any further channel (see `activities.notifiers`)."""
+    the others deliver from), then any further channel (see `activities.notifiers`): email
+    and webhook when their settings are present (`activities.channels.ChannelSettings`)."""
+    channels = channels or ChannelSettings.from_env()
+    directory = directory_for(engine)
     return [
         InboxNotifier(engine),
+        *(ChannelNotifier(engine, channel, directory) for channel in channels.channels),
     ]
 
 
@@ -63,11 +70,13 @@ def build_worker(
     max_cached_workflows: int | None = None,
     extra_workflows: Sequence[type] = (),
     metrics: CaseMetrics | None = None,
+    channels: ChannelSettings | None = None,
 ) -> Worker:
     """A worker for the case workflow and its activities on `task_queue`, and the
     reconciliation (`ReconcileCases`) of its store; `metrics` records the product's metrics
-    (activities.metrics)."""
-    acts = CaseworkActivities(engine, notifiers=notifiers(engine), metrics=metrics)
+    (activities.metrics); `channels` the email and webhook settings (default: from the
+    environment)."""
+    acts = CaseworkActivities(engine, notifiers=notifiers(engine, channels), metrics=metrics)
     reconcile = ReconcileActivities(engine)
     return Worker(
         client,
@@ -96,6 +105,7 @@ async def run(settings: TemporalSettings | None = None) -> None:
     every = interval_from_env()
     observe = ObservabilitySettings.from_env()
     this_build = build()
+    channels = ChannelSettings.from_env()
     engine = make_engine(database_url())
     # Never migrate here: an operator upgrades the schema (`python -m starter db upgrade`)
     # before starting workers of a new release; a worker behind or ahead refuses to start.
@@ -111,7 +121,9 @@ async def run(settings: TemporalSettings | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
-        worker = build_worker(client, engine, settings.task_queue, executor, metrics=metrics)
+        worker = build_worker(
+            client, engine, settings.task_queue, executor, metrics=metrics, channels=channels
+        )
         health = HealthMonitor(
             client,
             engine,
@@ -124,6 +136,9 @@ async def run(settings: TemporalSettings | None = None) -> None:
             if observe.metrics_port is not None
             else None
         )
+        # The email and webhook deliveries go out from this loop, beside the worker.
+        delivery = DeliveryLoop(engine, senders(channels), channels.delivery)
+        delivering = asyncio.create_task(delivery.run(stop)) if channels.channels else None
         async with worker:
             checks = asyncio.create_task(health.run(stop))
             if server is not None:
@@ -138,12 +153,15 @@ async def run(settings: TemporalSettings | None = None) -> None:
                 build_id=this_build.build_id,
                 metrics_port=observe.metrics_port,
                 sdk_metrics_port=observe.sdk_metrics_port,
+                channels=["inbox", *channels.channels],
             )
             await stop.wait()
             log.info("worker stopping")
             await checks
             if server is not None:
                 server.stop()
+        if delivering is not None:
+            await delivering
     engine.dispose()
     log.info("worker stopped")
 
@@ -164,6 +182,11 @@ async def _install_reconciliation(client: Client, task_queue: str, every: timede
 
 def main() -> None:
     configure_logging()
+    try:
+        ChannelSettings.from_env()
+    except (SettingsError, OSError) as e:
+        # A setting of the email or webhook channel is wrong: say which, without a traceback.
+        raise SystemExit(f"error: {e}") from None
     try:
         asyncio.run(run())
     except (SchemaNotCurrentError, PayloadKeyError) as e:

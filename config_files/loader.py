@@ -55,6 +55,7 @@ from models.bounds import (
 from models.config import (
     CONFIG_FILES,
     MAX_ITEMS,
+    AlertTemplateConfig,
     AllocationRuleConfig,
     CalendarConfig,
     Configuration,
@@ -79,6 +80,7 @@ _ITEM_MODELS: dict[str, type[BaseModel]] = {
     "workflow_types": WorkflowTypeConfig,
     "topics": TopicConfig,
     "reasons": ReasonConfig,
+    "alert_templates": AlertTemplateConfig,
 }
 assert set(_ITEM_MODELS) == set(CONFIG_FILES) == set(Configuration.model_fields)
 

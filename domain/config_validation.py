@@ -50,6 +50,7 @@ from datetime import date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from domain import alert_templates
 from domain.case_definition import pinned_definition_sizes, sla_calendars, too_large_message
 from domain.config_errors import ConfigIssue, item_label, section_file
 from domain.sla_calendar import SlaCalendar
@@ -100,6 +101,7 @@ _NOUN: dict[str, str] = {
     "workflow_types": "workflow type",
     "topics": "topic",
     "reasons": "reason",
+    "alert_templates": "alert template",
 }
 
 # Sections whose items, or some of them, could not be read: None means the whole section is
@@ -161,6 +163,7 @@ class _Validator:
             "workflow_types": {x.key for x in c.workflow_types},
             "topics": {x.key for x in c.topics},
             "reasons": {x.key for x in c.reasons},
+            "alert_templates": {x.key for x in c.alert_templates},
         }
         for section in _NOUN:
             if section not in ("workflow_types", "reasons"):
@@ -176,6 +179,7 @@ class _Validator:
             self.workflow_type(wt)
         self.topics()
         self.reasons()
+        self.alert_templates()
         self.synchronised_targets()
         self.pinned_sizes()
 
@@ -385,6 +389,30 @@ class _Validator:
                     "empty-escalation-rule",
                     "alerts nobody: name roles or users, or set task_owner or case_owner",
                 )
+
+    def alert_templates(self) -> None:
+        """Each template parses and names only the variables an alert has; one default and
+        at most one override per (indicator, escalation rule)."""
+        seen: dict[tuple[str, Key | None], Key] = {}
+        for t in self.config.alert_templates:
+            self.ref(
+                "alert_templates", t.key, "escalation_rule", "escalation_rules", t.escalation_rule
+            )
+            slot = (t.indicator, t.escalation_rule)
+            if slot in seen:
+                scope = f"rule {t.escalation_rule!r}" if t.escalation_rule else "the default"
+                self.add(
+                    "alert_templates",
+                    t.key,
+                    "duplicate-template",
+                    f"{t.indicator} already has a template for {scope}: {seen[slot]!r}",
+                )
+            else:
+                seen[slot] = t.key
+            for part in ("subject", "body"):
+                problem = alert_templates.template_problem(getattr(t, part))
+                if problem is not None:
+                    self.add("alert_templates", t.key, "template", f"{part}: {problem}")
 
     def allocation_rules(self) -> None:
         for rule in self.config.allocation_rules:

@@ -11,7 +11,7 @@ characters, lists by a count.
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,6 +36,16 @@ from models.bounds import (
 )
 from models.bounds import Key as Key  # the key type, imported from here by most modules
 from models.period import Period
+
+# An alert channel besides the inbox (activities.channels).
+Channel = Literal["email", "webhook"]
+CHANNELS: tuple[Channel, ...] = ("email", "webhook")
+# A staff email address: plain, one line, one @; checked by its bound, not by a lookup.
+Email = Annotated[
+    str, Field(max_length=254, pattern=r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+]
+TEMPLATE_MAX_LENGTH = 20_000
+MAX_ALERT_TEMPLATES = 200
 
 Nation = Literal["england_and_wales", "scotland", "northern_ireland"]
 Indicator = Literal["amber", "target_exceeded", "follow_on"]
@@ -90,6 +100,14 @@ class UserConfig(_Item):
     display_name: Name
     disabled: bool = False
     absences: list[Absence] = Field(default_factory=list, max_length=MAX_ABSENCES)
+    # Alert delivery preferences (issue 11). Read only through activities.recipients, so
+    # the staff directory can move to the store without touching the channels.
+    email: Email | None = None
+    # The channels this user's alerts go out on besides the inbox (a channel the worker
+    # has not configured, or email without an address, is skipped).
+    channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS), max_length=4)
+    # Ambers by email at most once a day, as one digest at this UK local time.
+    digest_at: time | None = None
 
     def available_on(self, day: date) -> bool:
         if self.disabled:
@@ -309,6 +327,20 @@ class TopicConfig(Effective):
     workflow_type: Key
 
 
+class AlertTemplateConfig(_Item):
+    """The text of an alert for one indicator (issue 11): Jinja2, checked on load (a template
+    that does not parse, or names a variable alerts do not have, is refused). Without
+    `escalation_rule` it is the default for its indicator; with one, it overrides that
+    default for alerts chosen by that rule. The variables are listed in
+    `domain.alert_templates.VARIABLES`; none is personal data of the applicant."""
+
+    key: Key
+    indicator: Indicator
+    escalation_rule: Key | None = None
+    subject: Annotated[str, Field(min_length=1, max_length=500)]
+    body: Annotated[str, Field(min_length=1, max_length=TEMPLATE_MAX_LENGTH)]
+
+
 class Configuration(_Item):
     """A whole configuration set, as loaded from one folder."""
 
@@ -331,6 +363,9 @@ class Configuration(_Item):
     # Reasons for holds, revisions, cancellations and late completions (none configured:
     # `DEFAULT_REASONS`).
     reasons: list[ReasonConfig] = Field(default_factory=list, max_length=MAX_REASONS)
+    alert_templates: list[AlertTemplateConfig] = Field(
+        default_factory=list, max_length=MAX_ALERT_TEMPLATES
+    )
 
     def reason_lists(self) -> dict[ReasonKind, list[Key]]:
         """The reason keys of each kind, as a case pins them."""
@@ -358,6 +393,7 @@ CONFIG_FILES: dict[str, str] = {
     "workflow_types": "workflow_types.yaml",
     "topics": "topics.yaml",
     "reasons": "reasons.yaml",
+    "alert_templates": "alert_templates.yaml",
 }
 
 # The most items each section may hold (a larger file is refused before its items are read).
@@ -371,4 +407,5 @@ MAX_ITEMS: dict[str, int] = {
     "workflow_types": MAX_WORKFLOW_TYPES,
     "topics": MAX_TOPICS,
     "reasons": MAX_REASONS,
+    "alert_templates": MAX_ALERT_TEMPLATES,
 }

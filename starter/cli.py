@@ -610,6 +610,102 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ api (issue 11)
+
+
+async def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the HTTP API and the officer page until interrupted."""
+    from starter.api import serve
+    from starter.api_auth import TokenError, Tokens
+
+    try:
+        tokens = Tokens.from_env()
+    except TokenError as e:
+        raise CliError(str(e), "invalid_settings") from None
+    if not len(tokens):
+        err.print("[yellow]warning[/]: no API tokens configured (API_TOKENS_FILE, API_TOKENS)")
+    engine = _store()
+    print(
+        f"casework API on http://{args.host}:{args.port} (OpenAPI: /openapi.json, page: /officer)"
+    )
+    await serve(args.host, args.port, engine, tokens)
+    return 0
+
+
+def cmd_api_token(args: argparse.Namespace) -> int:
+    """Print a new token and the entry that configures it (only the hash is stored)."""
+    from starter.api_auth import entry_line, new_token
+
+    token = new_token()
+    _emit(
+        args,
+        {"token": token, "entry": json.loads(entry_line(args.service, token, args.officer))},
+        f"token (give it to the service; it is not stored): {token}\n"
+        f"entry for API_TOKENS_FILE: {entry_line(args.service, token, args.officer)}",
+    )
+    return 0
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    """The email and webhook deliveries of alerts, with their state (for operators)."""
+    from store.deliveries import deliveries, idempotency_key
+
+    rows = deliveries(
+        _store(),
+        case_reference=args.case,
+        recipient=args.recipient,
+        state=args.state,
+        limit=args.limit,
+    )
+    table = Table(title=f"{len(rows)} alert deliveries")
+    for col in ("Alert", "Channel", "State", "Attempts", "Next attempt", "Sent", "Last error"):
+        table.add_column(col)
+    for d in rows:
+        table.add_row(
+            idempotency_key(d.key),
+            d.channel,
+            d.state,
+            str(d.attempts),
+            local(d.next_attempt_at) if d.state == "pending" else "-",
+            local(d.sent_at),
+            d.last_error or "-",
+        )
+    data = [
+        {
+            "key": idempotency_key(d.key),
+            "channel": d.channel,
+            "state": d.state,
+            "digest": d.digest,
+            "attempts": d.attempts,
+            "next_attempt_at": d.next_attempt_at.isoformat(),
+            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            "last_error": d.last_error,
+        }
+        for d in rows
+    ]
+    _emit(args, data, table)
+    return 0
+
+
+def add_api_commands(sub: Any) -> None:
+    dl = sub.add_parser("deliveries", help="alerts' email and webhook deliveries and their state")
+    dl.add_argument("--case", help="a case reference")
+    dl.add_argument("--recipient", help="a staff key")
+    dl.add_argument("--state", choices=["pending", "sending", "sent", "failed"])
+    dl.add_argument("--limit", type=int, default=200)
+    dl.set_defaults(fn=cmd_deliveries)
+
+    api = sub.add_parser("api", help="serve the HTTP API and the officer page (FastAPI)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(fn=cmd_api)
+    api_sub = api.add_subparsers(dest="api_command")
+    tok = api_sub.add_parser("token", help="make a bearer token for a calling service")
+    tok.add_argument("--service", required=True, help="the calling service's name")
+    tok.add_argument("--officer", help="the staff key it acts for (omit: X-Acting-Officer)")
+    tok.set_defaults(fn=cmd_api_token)
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -724,6 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="schedule interval in minutes (default 5, or RECONCILE_EVERY_MINUTES)",
     )
     rc.set_defaults(fn=cmd_reconcile)
+    add_api_commands(sub)
 
     d = sub.add_parser("demo", help="run the demo: dev server, worker, realistic cases")
     d.add_argument("--cases", type=int, default=8)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -40,6 +42,8 @@ from models.messages import (
     RaiseCase,
     ReassignTask,
 )
+from starter.api_auth import entry_line, new_token
+from starter.catchers import MailCatcher, WebhookCatcher
 from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
 from starter.codec import EncryptionCodec, KeyRing, new_key_line
 from starter.codec_server import CodecServer
@@ -89,6 +93,67 @@ def _start_worker(env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]
             cwd=REPO,
             preexec_fn=die_with_parent_preexec(),
         )
+
+
+def _start_api(env: dict[str, str], workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """The HTTP service (`python -m starter api`) for the officer page and the API."""
+    with (workdir / "api.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "starter", "api", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=REPO,
+            preexec_fn=die_with_parent_preexec(),
+        )
+
+
+@dataclass
+class _Channels:
+    """The demo's alert channels: a local SMTP server writing each mail to `mail/` and a
+    webhook receiver checking signatures and writing each call to `webhook/`, plus the
+    officer tokens for the HTTP service."""
+
+    mail: MailCatcher
+    hooks: WebhookCatcher
+    api_port: int
+    tokens: dict[str, str]
+
+    def env(self) -> dict[str, str]:
+        entries = [
+            json.loads(entry_line(f"demo-{officer}", token, officer))
+            for officer, token in self.tokens.items()
+        ]
+        return {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.mail.port),
+            "SMTP_FROM": "casework-demo@council.example.org",
+            "WEBHOOK_URL": self.hooks.url,
+            "WEBHOOK_SECRET": self.hooks.secret.decode(),
+            "ALERT_LINK_BASE_URL": f"http://127.0.0.1:{self.api_port}",
+            "DELIVERY_POLL_SECONDS": "1",
+            "API_TOKENS": json.dumps(entries),
+        }
+
+    def stop(self) -> None:
+        self.mail.stop()
+        self.hooks.stop()
+
+
+def _start_channels(workdir: Path, config: Configuration) -> _Channels:
+    wanted = int(os.environ.get("DEMO_API_PORT", "8000"))
+    api_port = wanted if not port_in_use(wanted) else free_port()
+    officers = [_first_user(config, "housing-advisers"), _first_user(config, "team-leaders")]
+    return _Channels(
+        mail=MailCatcher(folder=workdir / "mail").start(),
+        hooks=WebhookCatcher(
+            secret=secrets.token_urlsafe(24).encode(), folder=workdir / "webhook"
+        ).start(),
+        api_port=api_port,
+        tokens={o: new_token() for o in officers},
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -327,7 +392,9 @@ async def _keep_arriving(arrivals: Arrivals, more: int) -> None:
     console.print("[dim]no more demo cases arrive; the ones open carry on[/]")
 
 
-async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
+async def _demo(
+    server: DevServer, config: Configuration, cases: int, channels: _Channels | None = None
+) -> None:
     settings = TemporalSettings(address=server.address, namespace=NAMESPACE)
     client = CaseClient(await connect(settings), settings.task_queue)
     arrivals = Arrivals(client, config)
@@ -373,6 +440,16 @@ async def _demo(server: DevServer, config: Configuration, cases: int) -> None:
     console.print("\nThe command line finds this demo by itself while it runs (no variables):")
     for command in (f"show {refs[0]} --audit", "list --sla breached", "inbox tl1"):
         console.print(f"  {sys.executable} -m starter {command}")
+    if channels is not None:
+        base = f"http://127.0.0.1:{channels.api_port}"
+        console.print(f"\n[bold green]Officer page[/]: {base}/officer  (sign in with a token)")
+        for officer, token in channels.tokens.items():
+            console.print(f"  {officer}: {token}")
+        console.print(f"HTTP API: {base}/docs (OpenAPI: {base}/openapi.json), for example:")
+        officer, token = next(iter(channels.tokens.items()))
+        console.print(f"  curl -H 'Authorization: Bearer {token}' {base}/me/tasks")
+        console.print(f"[bold green]Mail[/] (one .eml file per message): {channels.mail.folder}")
+        console.print(f"[bold green]Webhook calls[/] (signed JSON): {channels.hooks.folder}")
     console.print(
         "\nAmber alerts fire after about a minute, targets after about three. Ctrl-C stops.\n"
     )
@@ -422,7 +499,13 @@ def _start_codec_server(workdir: Path, ui_port: int) -> CodecServer:
     return CodecServer(EncryptionCodec(ring), port=port, allowed_origins=origins).start()
 
 
-def _write_connection(path: Path, server: DevServer, worker: subprocess.Popen[bytes]) -> None:
+def _write_connection(
+    path: Path,
+    server: DevServer,
+    worker: subprocess.Popen[bytes],
+    api: subprocess.Popen[bytes] | None = None,
+    channels: _Channels | None = None,
+) -> None:
     """Describe the running demo for the command line (written whole, then renamed in)."""
     data = {
         "pid": os.getpid(),
@@ -437,8 +520,18 @@ def _write_connection(path: Path, server: DevServer, worker: subprocess.Popen[by
         "children": {
             "temporal": server.process.pid if server.process else None,
             "worker": worker.pid,
+            **({"api": api.pid} if api is not None else {}),
         },
         "started_at": datetime.now(UTC).isoformat(),
+        **(
+            {
+                "officer_page": f"http://127.0.0.1:{channels.api_port}/officer",
+                "mail": str(channels.mail.folder),
+                "webhook": str(channels.hooks.folder),
+            }
+            if channels is not None
+            else {}
+        ),
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -490,6 +583,8 @@ def run_demo(cases: int = 8) -> int:
     server: DevServer | None = None
     worker: subprocess.Popen[bytes] | None = None
     codec: CodecServer | None = None
+    api: subprocess.Popen[bytes] | None = None
+    channels: _Channels | None = None
     try:
         db_url = os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'casework.db'}")
         os.environ["DATABASE_URL"] = db_url
@@ -517,6 +612,8 @@ def run_demo(cases: int = 8) -> int:
             die_with_parent=True,
             ui_codec_endpoint=codec_url(codec),
         )
+        server = start_dev_server(workdir=workdir, port=port, ui_port=ui_port, die_with_parent=True)
+        channels = _start_channels(workdir, config)
         env = {
             **os.environ,
             "TEMPORAL_ADDRESS": server.address,
@@ -524,11 +621,14 @@ def run_demo(cases: int = 8) -> int:
             "TEMPORAL_TASK_QUEUE": DEFAULT_TASK_QUEUE,
             "LOG_FORMAT": "json",
             "RECONCILE_EVERY_MINUTES": _reconcile_every(),
+            **channels.env(),
         }
         worker = _start_worker(env, workdir)
         console.print(f"worker started (pid {worker.pid}, log {workdir / 'worker.log'})")
-        _write_connection(connection, server, worker)
-        asyncio.run(_demo(server, config, cases))
+        api = _start_api(env, workdir, channels.api_port)
+        console.print(f"HTTP service started (pid {api.pid}, log {workdir / 'api.log'})")
+        _write_connection(connection, server, worker, api, channels)
+        asyncio.run(_demo(server, config, cases, channels))
     except PortInUseError as e:  # taken between the check and the start
         err.print(f"[red]error[/]: {e}: set DEMO_TEMPORAL_PORT / DEMO_UI_PORT to free ports")
         return 1
@@ -543,8 +643,12 @@ def run_demo(cases: int = 8) -> int:
         for sig in stops:
             signal.signal(sig, signal.SIG_IGN)
         _remove_connection(connection)
+        if api is not None:
+            _stop(api)
         if worker is not None:
             _stop(worker)
+        if channels is not None:
+            channels.stop()
         if server is not None:
             server.stop()
         if codec is not None:

@@ -237,3 +237,49 @@ class RoundRobin(Base):
 
     role: Mapped[str] = mapped_column(String(KEY), primary_key=True)
     next_index: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# ------------------------------------------------------------------ alert delivery (issue 11)
+
+
+class AlertDelivery(Base):
+    """One alert to one recipient on one channel (email, webhook): the delivery state the
+    delivery loop (`activities.delivery`) works from. The inbox row is the record; this row is
+    written once per (alert key, channel) by the channel's notifier inside send_alert, and
+    moves pending -> sending (claimed under a lease) -> sent, or back to pending with a
+    reason and a next attempt, or to failed after the last attempt."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint(
+            "case_reference",
+            "task_key",
+            "indicator",
+            "occurrence",
+            "recipient",
+            "channel",
+            name="uq_alert_delivery",
+        ),
+        Index("ix_alert_deliveries_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_reference: Mapped[str] = mapped_column(String(KEY))
+    task_key: Mapped[str] = mapped_column(String(KEY))  # "" for the case-level SLA
+    indicator: Mapped[str] = mapped_column(String(32))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    recipient: Mapped[str] = mapped_column(String(KEY))
+    channel: Mapped[str] = mapped_column(String(32))
+    # The escalation rule that chose the recipients: it picks the template.
+    rule: Mapped[str] = mapped_column(String(KEY))
+    # pending | sending | sent | failed
+    state: Mapped[str] = mapped_column(String(16))
+    # Held for the recipient's daily digest (ambers by email) rather than sent alone.
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -100,7 +100,7 @@ def test_the_demo_leaves_no_process_behind(
         wait_for(connection.exists, "the demo writes connection.json", 90)
         data = json.loads(connection.read_text())
         children = [int(pid) for pid in data["children"].values()]
-        assert data["pid"] == demo.pid and len(children) == 2
+        assert data["pid"] == demo.pid and len(children) == 3  # dev server, worker, API
         assert not any(gone(pid) for pid in children)
 
         # The command line, with no variables set, reaches the demo's server and store.
@@ -133,3 +133,58 @@ def test_the_demo_leaves_no_process_behind(
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+@pytest.mark.slow
+def test_the_demo_delivers_alerts_by_mail_and_webhook_once_and_serves_the_officer_page(
+    tmp_path: Path,
+) -> None:
+    """Issue 11: the demo's first ambers (about a minute in) arrive in its mail folder and
+    at its webhook receiver, each alert once; the officer page answers."""
+    import email
+    import email.policy
+
+    env = demo_env(tmp_path, free_port(), free_port())
+    env["DEMO_API_PORT"] = str(free_port())
+    demo = start_demo(env)
+    connection = tmp_path / "connection.json"
+    try:
+        wait_for(connection.exists, "the demo writes connection.json", 90)
+        data = json.loads(connection.read_text())
+        assert data["mail"] == str(tmp_path / "mail")
+        page = wait_for(
+            lambda: _get(data["officer_page"] + "/login"), "the officer page answers", 30
+        )
+        assert "Sign in" in page
+        mail, hooks = Path(data["mail"]), Path(data["webhook"])
+        wait_for(lambda: list(mail.glob("*.eml")), "a mail arrives", 150)
+        wait_for(lambda: list(hooks.glob("*.json")), "a webhook call arrives", 30)
+        time.sleep(3)  # let a second round (a duplicate, if any) land
+        messages = [
+            email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in sorted(mail.glob("*.eml"))
+        ]
+        ids = [str(m["Message-ID"]).strip() for m in messages]
+        assert len(ids) == len(set(ids)), ids
+        assert all(m["Subject"] and "/officer/cases/DEMO-" in m.get_content() for m in messages)
+        keys = [json.loads(p.read_text())["idempotency_key"] for p in hooks.glob("*.json")]
+        assert len(keys) == len(set(keys)), keys
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.communicate(timeout=60)
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+                demo.wait()
+
+
+def _get(url: str) -> str | None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return str(r.read().decode())
+    except (urllib.error.URLError, OSError):
+        return None
