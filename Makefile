@@ -3,14 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The versions the suite is tested with (pip-tools; `make lock` remakes both from
+# pyproject.toml). Installed as constraints: a dependency added to pyproject.toml and not yet
+# locked still installs (tests/test_deploy.py then says to run `make lock`).
+LOCK := requirements-dev.lock
+PIP_COMPILE_FLAGS := --quiet --strip-extras --allow-unsafe --no-emit-index-url \
+	--no-emit-find-links --no-emit-trusted-host
 
-.PHONY: setup demo test lint bench chaos clean
+.PHONY: setup demo test lint bench chaos clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
+
+# requirements.lock: the runtime dependencies (the Dockerfile installs it); requirements-dev.lock:
+# with the dev extra (make setup's constraints).
+lock: setup
+	$(VENV)/bin/pip-compile $(PIP_COMPILE_FLAGS) -o requirements.lock pyproject.toml
+	$(VENV)/bin/pip-compile $(PIP_COMPILE_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
 
 setup: $(STAMP)
 

@@ -20,6 +20,7 @@ import hmac
 import json
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +53,10 @@ class CodecServer:
         token: str | None = None,
     ) -> None:
         origins = {o.rstrip("/") for o in allowed_origins}
+        # Requests answered, by operation ("/encode", "/decode"): counts only, no content.
+        self.calls: Counter[str] = Counter()
+        calls = self.calls
+        calls_lock = threading.Lock()
         transforms: dict[str, Callable[[Any], Any]] = {
             "/encode": codec.encrypt,
             "/decode": codec.decrypt,
@@ -112,6 +117,8 @@ class CodecServer:
                 except PayloadKeyError as e:
                     self._reply(422, {"error": str(e)})
                     return
+                with calls_lock:
+                    calls[operation] += 1
                 self._reply(200, json_format.MessageToDict(answer))
 
             def log_message(self, format: str, *args: Any) -> None:

@@ -11,6 +11,11 @@
 | TEMPORAL_SEARCH_ATTRIBUTES | auto | case search attributes on new cases: auto (ask), on, off |
 | CASE_PAYLOAD_KEYS, CASE_PAYLOAD_KEYS_FILE | unset | payload encryption keys (starter/codec.py) |
 | CASE_PAYLOAD_PLAINTEXT | unset | `accept`: run without payload keys, histories in plaintext |
+| TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE | unset | a Temporal configuration profile (below) |
+
+TEMPORAL_PROFILE names a profile of Temporal's environment configuration (`temporalio.envconfig`:
+a TOML file, TEMPORAL_CONFIG_FILE or the default one the `temporal` CLI reads) supplying
+address, namespace, API key, TLS and gRPC metadata; the variables above win over it.
 
 While `make demo` runs it writes its addresses to `var/demo/connection.json` (or
 `$DEMO_DIR/connection.json`); the command line uses them when none of TEMPORAL_ADDRESS,
@@ -22,13 +27,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
 DEFAULT_TASK_QUEUE = "housing-options"
@@ -49,23 +56,35 @@ class TemporalSettings:
     api_key: str | None = None
     search_attributes: SearchAttributesMode = "auto"
 
+    # From a Temporal environment configuration profile (`temporalio.envconfig`), when one
+    # is named: its TLS (used when no TEMPORAL_TLS_* variable is set) and gRPC metadata.
+    profile_tls: TLSConfig | bool | None = None
+    rpc_metadata: tuple[tuple[str, str], ...] = ()
+
     @classmethod
     def from_env(cls) -> TemporalSettings:
+        """Settings from the variables above, over a Temporal environment configuration
+        profile when TEMPORAL_PROFILE or TEMPORAL_CONFIG_FILE names one (`profile_settings`):
+        a variable set here wins over the profile's value."""
         env = os.environ
 
         def path(name: str) -> Path | None:
             value = env.get(name)
             return Path(value) if value else None
 
+        profile = profile_settings(env)
         return cls(
-            address=env.get("TEMPORAL_ADDRESS", cls.address),
-            namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
+            address=env.get("TEMPORAL_ADDRESS") or str(profile.get("target_host") or cls.address),
+            namespace=env.get("TEMPORAL_NAMESPACE")
+            or str(profile.get("namespace") or cls.namespace),
             task_queue=env.get("TEMPORAL_TASK_QUEUE", cls.task_queue),
             tls_cert=path("TEMPORAL_TLS_CERT"),
             tls_key=path("TEMPORAL_TLS_KEY"),
             tls_ca=path("TEMPORAL_TLS_CA"),
-            api_key=env.get("TEMPORAL_API_KEY") or None,
+            api_key=env.get("TEMPORAL_API_KEY") or profile.get("api_key") or None,
             search_attributes=search_attributes_mode(env.get("TEMPORAL_SEARCH_ATTRIBUTES")),
+            profile_tls=profile.get("tls"),
+            rpc_metadata=tuple(sorted(dict(profile.get("rpc_metadata") or {}).items())),
         )
 
     def tls(self) -> TLSConfig | bool:
@@ -79,6 +98,8 @@ class TemporalSettings:
             )
         if self.tls_ca is not None:
             return TLSConfig(server_root_ca_cert=self.tls_ca.read_bytes())
+        if self.profile_tls is not None:
+            return self.profile_tls
         return self.api_key is not None
 
 
@@ -97,6 +118,7 @@ async def connect(
         api_key=settings.api_key,
         data_converter=data_converter(),
         runtime=runtime,
+        rpc_metadata=dict(settings.rpc_metadata),
     )
 
 
@@ -110,6 +132,28 @@ def data_converter(codec: PayloadCodec | Literal["env"] | None = "env") -> DataC
     if codec is None:
         return pydantic_data_converter
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+
+
+def profile_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The connection settings of a Temporal environment configuration profile
+    (`temporalio.envconfig`: a TOML file of `[profile.NAME]` tables, as the `temporal` CLI
+    reads), when TEMPORAL_PROFILE or TEMPORAL_CONFIG_FILE is set; else none (a developer's
+    default profile file never redirects the product by surprise). Keys as for
+    `Client.connect`: target_host, namespace, api_key, tls, rpc_metadata."""
+    profile = env.get("TEMPORAL_PROFILE", "").strip() or None
+    config_file = env.get("TEMPORAL_CONFIG_FILE", "").strip() or None
+    if profile is None and config_file is None:
+        return {}
+    if config_file is not None and not Path(config_file).is_file():
+        raise ValueError(f"TEMPORAL_CONFIG_FILE {config_file}: no such file")
+    try:
+        loaded = ClientConfig.load_client_connect_config(
+            profile=profile, config_file=config_file, disable_env=True
+        )
+    except Exception as e:  # the SDK's ConfigError: a missing profile, bad TOML
+        where = config_file or "the default Temporal configuration file"
+        raise ValueError(f"Temporal profile {profile or 'default'} in {where}: {e}") from None
+    return dict(loaded)
 
 
 def search_attributes_mode(value: str | None) -> SearchAttributesMode:

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -36,6 +37,10 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 UPGRADE_COMMAND = "python -m starter db upgrade"
 # Any constant: the key of the PostgreSQL advisory lock an upgrade holds.
 _PG_UPGRADE_LOCK = 7_142_014
+# Alembic's `context` and `op` are module-level proxies, one per process: two migrations
+# run at once on threads of one process (the chaos benchmark opens its stores side by side)
+# would write through each other's connections. One at a time, then.
+_ALEMBIC = threading.Lock()
 
 
 class SchemaNotCurrentError(RuntimeError):
@@ -106,7 +111,7 @@ def check(engine: Engine) -> None:
 def upgrade(engine: Engine, target: str = "head") -> str | None:
     """Upgrade the database to `target` (default the code's head); returns the revision it
     was at before. Idempotent: a database at head is left as it is."""
-    with engine.begin() as conn:
+    with _ALEMBIC, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_UPGRADE_LOCK})
         before = _current(conn)
@@ -137,7 +142,7 @@ def new_revision(message: str) -> Path:
             upgrade(engine)
             if not differences(engine):
                 raise ValueError("store.schema matches the migrations' head: nothing to migrate")
-            with engine.begin() as conn:
+            with _ALEMBIC, engine.begin() as conn:
                 command.revision(
                     _config(conn), message=message, autogenerate=True, rev_id=f"{number:04d}"
                 )

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 from prometheus_client import generate_latest
@@ -123,7 +124,8 @@ async def test_metrics_and_health_from_the_worker_process(
             if name == "casework_open_cases"
         }
         assert sum(open_cases.values()) == 1 and set(open_cases) >= {"on_track", "amber"}
-        build = ("casework_worker_build_info", (("build_id", "build-test-7"), ("version", "0.1.0")))
+        this = version("housing-options-casework")
+        build = ("casework_worker_build_info", (("build_id", "build-test-7"), ("version", this)))
         assert samples[build] == 1
 
         await cases.close_case(ref, CloseCase(request_id="close", actor="tl1", reason="done"))

@@ -85,19 +85,24 @@ async def wait_open(handle: WorkflowHandle[object, object]) -> None:
     raise AssertionError("the case did not open")
 
 
+# Recorded histories, one folder per released version (tests/histories/<version>/): CI
+# replays every version's, since cases opened on any release may still be running.
 HISTORIES = TESTS / "histories"
 
 
 async def keep_history(handle: WorkflowHandle[object, object], name: str) -> None:
-    """With RECORD_HISTORIES=1, save the case's history for tests/test_replay.py: a change to
-    the workflow that would break running cases then fails replay in CI."""
+    """With RECORD_HISTORIES=1, save the case's history for tests/test_replay.py, under this
+    release's version (pyproject.toml): a change to the workflow that would break running
+    cases then fails replay in CI."""
     import os
+    from importlib.metadata import version
 
     if os.environ.get("RECORD_HISTORIES") != "1":
         return
     history = await handle.fetch_history()
-    HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    folder = HISTORIES / version("housing-options-casework")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(history.to_json())
 
 
 @dataclass
