@@ -612,7 +612,6 @@ def run_demo(cases: int = 8) -> int:
             die_with_parent=True,
             ui_codec_endpoint=codec_url(codec),
         )
-        server = start_dev_server(workdir=workdir, port=port, ui_port=ui_port, die_with_parent=True)
         channels = _start_channels(workdir, config)
         env = {
             **os.environ,
