@@ -26,7 +26,8 @@ for pair in \
   SlaStatus:Keyword \
   OpenTaskOwners:KeywordList \
   NextDeadline:Datetime \
-  OpenTasks:Int; do
+  OpenTasks:Int \
+  HoldStatus:Keyword; do
   name=${pair%%:*}
   type=${pair#*:}
   if ! printf '%s' "$existing" | grep -q "\"$name\""; then
