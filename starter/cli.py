@@ -453,7 +453,8 @@ def case_table(state: CaseState) -> Table:
     if state.hold is not None:
         title += f" · ON HOLD until {local(state.hold.planned_release)} ({state.hold.reason})"
     table = Table(title=title)
-    for col in ("Task", "State", "Owner", "Started", "Amber", "Due", "SLA", "Held", "Fired"):
+    columns = ("Task", "State", "Owner", "Started", "Amber", "Due", "Done", "SLA", "Held", "Fired")
+    for col in columns:
         table.add_column(col)
     now = datetime.now(UTC)
     for t in state.tasks:
@@ -471,6 +472,7 @@ def case_table(state: CaseState) -> Table:
             local(t.started_at),
             local(t.amber_at),
             local(t.due_at),
+            local(t.completed_at or t.cancelled_at),
             t.sla_status or "-",
             _held(planner.working.held_minutes(t.holds, now)) if t.holds else "-",
             fired or "-",
