@@ -7,10 +7,15 @@ signal handler (refused in the audit trail); the change itself is `domain.planne
 
 Checks run in a fixed order, so a request with several faults is refused for the first:
 the case is open; the actor is a known, enabled user; the task concerned exists; the actor is
-allowed; then the request's own details.
+allowed (the permission table, `domain.permissions`); then the request's own details.
 
-Decisions use only the pinned definition (its `users` and `roles` are the staff directory as
-of the pin) and `now`: pure, so the Temporal workflow sandbox can import this module.
+Every check takes `staff`, the directory facts of the people the message names
+(`models.directory.DirectoryFacts`: the actor, and any user it would make an owner), looked up
+when the message arrives. With `staff=None` a check runs only the parts that depend on the
+case's own state and the pinned rules: the update validator runs it so (it may not do I/O),
+and the handler runs the whole check once the facts are in. Decisions use the pinned
+definition, `now` and the facts given: pure, so the Temporal workflow sandbox can import this
+module.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from datetime import datetime
 
 from domain import planner
 from domain.errors import RequestRefused
+from domain.permissions import check_permitted
 from domain.planner import audit
 from domain.sla_calendar import CalendarRangeError
 from models.case import CaseState, CaseTask, Owner
-from models.config import Key, Permission
+from models.config import Key
 from models.definition import CaseDefinition
+from models.directory import DirectoryFacts, StaffFacts
 from models.messages import AddTask, CloseCase, CompleteTask, RaiseCase, ReassignTask
 
 # Every refusal code, for documentation and for callers that map codes to messages.
@@ -78,18 +85,26 @@ def is_duplicate(state: CaseState, request_id: str) -> bool:
 # --- the four messages ------------------------------------------------------------------------
 
 
-def check_add_task(defn: CaseDefinition, state: CaseState, req: AddTask, now: datetime) -> None:
+def check_add_task(
+    defn: CaseDefinition,
+    state: CaseState,
+    req: AddTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
+) -> None:
     """An optional task of this workflow type, not yet on the case, whose target would not pass
-    the case target; added by the case owner or a role with add_task_any_case."""
+    the case target; added by whoever the permission table's add_task rule allows."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
-    if not (
-        _acts_as(defn, req.actor, state.owner) or _permitted(defn, req.actor, "add_task_any_case")
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {req.actor!r} may not add tasks to case {state.reference}: only the case "
-            f"owner ({state.owner}) or a role with add_task_any_case may",
+    actor = _check_actor(staff, req.actor)
+    if actor is not None:
+        check_permitted(
+            defn,
+            "add_task",
+            actor,
+            case_owner=state.owner,
+            task_owner=None,
+            has_task=False,
+            what=f"add tasks to case {state.reference}",
         )
     _check_known(defn, req.task)
     existing = state.task(req.task)
@@ -101,35 +116,38 @@ def check_add_task(defn: CaseDefinition, state: CaseState, req: AddTask, now: da
         )
     _check_optional(defn, req.task)
     if req.owner is not None:
-        _check_owner(defn, req.owner, now)
+        _check_owner(defn, req.owner, now, staff)
     _check_within_case_target(defn, state, req.task, now)
 
 
 def check_reassign_task(
-    defn: CaseDefinition, state: CaseState, req: ReassignTask, now: datetime
+    defn: CaseDefinition,
+    state: CaseState,
+    req: ReassignTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
 ) -> None:
     """A task on the case, not finished, to a known and available user or a known role other
-    than its current owner; by the case owner, the task's owner, or reassign_any_task."""
+    than its current owner; by whoever the reassign_task rule allows."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
+    actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    if not (
-        _acts_as(defn, req.actor, state.owner)
-        or (task.owner is not None and _acts_as(defn, req.actor, task.owner))
-        or _permitted(defn, req.actor, "reassign_any_task")
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {req.actor!r} may not reassign task {req.task!r}: only the case owner "
-            f"({state.owner}), the task owner ({task.owner or 'none'}) or a role with "
-            "reassign_any_task may",
+    if actor is not None:
+        check_permitted(
+            defn,
+            "reassign_task",
+            actor,
+            case_owner=state.owner,
+            task_owner=task.owner,
+            has_task=True,
+            what=f"reassign task {req.task!r}",
         )
     if task.status in ("completed", "cancelled"):
         raise RequestRefused(
             "task_finished",
             f"task {req.task!r} is {task.status}; only an unfinished task can be reassigned",
         )
-    _check_owner(defn, req.to, now)
+    _check_owner(defn, req.to, now, staff)
     if task.owner == req.to:
         raise RequestRefused(
             "same_owner", f"task {req.task!r} is already owned by {req.to}; nothing to reassign"
@@ -137,23 +155,25 @@ def check_reassign_task(
 
 
 def check_complete_task(
-    defn: CaseDefinition, state: CaseState, req: CompleteTask, now: datetime
+    defn: CaseDefinition,
+    state: CaseState,
+    req: CompleteTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
 ) -> None:
-    """An open task on the case; by its owner (or a member of the owning role), the case owner,
-    or a role with complete_any_task."""
+    """An open task on the case; by whoever the complete_task rule allows."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
+    actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    if not (
-        (task.owner is not None and _acts_as(defn, req.actor, task.owner))
-        or _acts_as(defn, req.actor, state.owner)
-        or _permitted(defn, req.actor, "complete_any_task")
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {req.actor!r} may not complete task {req.task!r}: only the task owner "
-            f"({task.owner or 'none'}), the case owner ({state.owner}) or a role with "
-            "complete_any_task may",
+    if actor is not None:
+        check_permitted(
+            defn,
+            "complete_task",
+            actor,
+            case_owner=state.owner,
+            task_owner=task.owner,
+            has_task=True,
+            what=f"complete task {req.task!r}",
         )
     if task.status != "open":
         raise RequestRefused(
@@ -162,33 +182,41 @@ def check_complete_task(
         )
 
 
-def check_close_case(defn: CaseDefinition, state: CaseState, req: CloseCase, now: datetime) -> None:
-    """Closed by the case owner or a role with close_any_case, with a reason."""
+def check_close_case(
+    defn: CaseDefinition,
+    state: CaseState,
+    req: CloseCase,
+    now: datetime,
+    staff: DirectoryFacts | None,
+) -> None:
+    """Closed with a reason, by whoever the close_case rule allows."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
-    if not (
-        _acts_as(defn, req.actor, state.owner) or _permitted(defn, req.actor, "close_any_case")
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {req.actor!r} may not close case {state.reference}: only the case owner "
-            f"({state.owner}) or a role with close_any_case may",
+    actor = _check_actor(staff, req.actor)
+    if actor is not None:
+        check_permitted(
+            defn,
+            "close_case",
+            actor,
+            case_owner=state.owner,
+            task_owner=None,
+            has_task=False,
+            what=f"close case {state.reference}",
         )
     if not req.reason.strip():
         raise RequestRefused("reason_required", "closing a case needs a reason (it was blank)")
 
 
-def check_raise(defn: CaseDefinition, case: RaiseCase) -> None:
-    """A case the definition can run: raised by an active member of staff, with extra tasks
-    that are optional tasks of its workflow type. The workflow refuses a raise that fails this
-    (the case fails at once, naming why), and the client and the command line run it before
-    starting anything, so a mistyped raise never reaches Temporal."""
-    raiser = defn.users.get(case.raised_by)
+def check_raise(defn: CaseDefinition, case: RaiseCase, staff: DirectoryFacts) -> None:
+    """A case the definition can run: raised by an active member of staff (a directory
+    fact), with extra tasks that are optional tasks of its workflow type. The workflow refuses
+    a raise that fails this (the case fails at once, naming why), and the client and the
+    command line run it before starting anything, so a mistyped raise never reaches
+    Temporal."""
+    raiser = staff.get(case.raised_by)
     if raiser is None or raiser.disabled:
         raise RequestRefused(
             "unknown_actor",
-            f"{case.raised_by!r} is not an active member of staff in configuration version "
-            f"{defn.config_version}",
+            f"{case.raised_by!r} is not an active member of staff in the staff directory",
         )
     check_extra_tasks(defn, case.extra_tasks)
 
@@ -231,12 +259,19 @@ def _check_case_open(state: CaseState) -> None:
         )
 
 
-def _check_actor(defn: CaseDefinition, actor: Key) -> None:
-    user = defn.users.get(actor)
+def _check_actor(staff: DirectoryFacts | None, actor: Key) -> StaffFacts | None:
+    """The actor's facts: a known, enabled member of staff (None: no facts yet, the
+    validator's state-only pass)."""
+    if staff is None:
+        return None
+    user = staff.get(actor)
     if user is None:
-        raise RequestRefused("unknown_actor", f"actor {actor!r} is not a known user")
+        raise RequestRefused(
+            "unknown_actor", f"actor {actor!r} is not a known user of the staff directory"
+        )
     if user.disabled:
         raise RequestRefused("actor_disabled", f"actor {actor!r} is a disabled user")
+    return user
 
 
 def _check_optional(defn: CaseDefinition, key: Key) -> None:
@@ -257,27 +292,34 @@ def _task_on_case(state: CaseState, key: Key) -> CaseTask:
     return task
 
 
-def _check_owner(defn: CaseDefinition, owner: Owner, now: datetime) -> None:
-    """A user owner must exist and be available today (local date of the case calendar); a
-    role owner must exist."""
+def _check_owner(
+    defn: CaseDefinition, owner: Owner, now: datetime, staff: DirectoryFacts | None
+) -> None:
+    """A user owner must be in the directory and available today (the local date of the case
+    calendar: `staff.on`); a role owner must be a role of the pinned rules."""
     if owner.kind == "role":
         if owner.key not in defn.roles:
             raise RequestRefused("unknown_role", f"role {owner.key!r} is not a known role")
         return
-    user = defn.users.get(owner.key)
+    if staff is None:
+        return
+    user = staff.get(owner.key)
     if user is None:
-        raise RequestRefused("unknown_user", f"user {owner.key!r} is not a known user")
-    today = planner.case_today(defn, now)
-    if not user.available_on(today):
-        if user.disabled:
-            why = "is disabled"
-        else:
-            absence = next(a for a in user.absences if a.first_day <= today <= a.last_day)
-            why = (
-                f"is unavailable on {today.isoformat()} ({absence.reason} "
-                f"{absence.first_day.isoformat()} to {absence.last_day.isoformat()})"
-            )
-        raise RequestRefused("user_unavailable", f"user {owner.key!r} {why}")
+        raise RequestRefused(
+            "unknown_user", f"user {owner.key!r} is not a known user of the staff directory"
+        )
+    if user.available:
+        return
+    if user.disabled:
+        why = "is disabled"
+    else:
+        absence = user.absence
+        assert absence is not None  # unavailable and enabled: absent
+        why = (
+            f"is unavailable on {staff.on.isoformat()} ({absence.reason} "
+            f"{absence.first_day.isoformat()} to {absence.last_day.isoformat()})"
+        )
+    raise RequestRefused("user_unavailable", f"user {owner.key!r} {why}")
 
 
 def _check_within_case_target(
@@ -300,17 +342,3 @@ def _check_within_case_target(
             f"task {key!r} added now would fall due at {planner.show_instant(due, zone)}, after "
             f"the case target {case_due}; its SLA does not allow exceeding the case target",
         )
-
-
-def _acts_as(defn: CaseDefinition, actor: Key, owner: Owner) -> bool:
-    """The actor is the owner, or a member of the owning role (group ownership)."""
-    if owner.kind == "user":
-        return owner.key == actor
-    role = defn.roles.get(owner.key)
-    return role is not None and actor in role.members
-
-
-def _permitted(defn: CaseDefinition, actor: Key, permission: Permission) -> bool:
-    return any(
-        actor in role.members and permission in role.permissions for role in defn.roles.values()
-    )

@@ -114,6 +114,7 @@ MAX_PATH_STEPS = 200
 MAX_ABSENCES = 1_000  # per user
 MAX_CLOSED_DATES = 2_000  # per calendar
 MAX_VERSION = 100_000
+MAX_PERMISSION_ROWS = 200  # rows of the permission table (one per message)
 
 # Configuration files: checked before any YAML is parsed (a 50 MB file took 47 s and 1.8 GB
 # to validate). The sample configuration is some 30 KB in all.

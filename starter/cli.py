@@ -47,6 +47,7 @@ from models.messages import (
 )
 from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
 from starter.connection import TemporalSettings, connect, use_running_demo
+from store.directory import DirectoryError
 from store.repository import NoConfigurationError
 
 # Piped output (scripts, CI logs) gets a wide console rather than 80 columns, and messages
@@ -119,7 +120,8 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
         "workflow_types": len(config.workflow_types),
         "topics": len(config.topics),
         "task_definitions": len(config.task_definitions),
-        "users": len(config.users),
+        "roles": len(config.roles),
+        "permission_rules": len(config.permissions),
     }
     _emit(args, summary, f"[green]valid[/]: {summary}")
     return 0
@@ -498,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--limit", type=int, default=100)
     ib.set_defaults(fn=cmd_inbox)
 
+    # The staff directory (starter/staff_cli.py).
+    from starter.staff_cli import add_staff_commands
+
+    add_staff_commands(sub, _store, out)
+
     d = sub.add_parser("demo", help="run the demo: dev server, worker, realistic cases")
     d.add_argument("--cases", type=int, default=8)
     d.set_defaults(fn=None, demo=True)
@@ -511,6 +518,7 @@ _ERROR_CODES: dict[type[Exception], str] = {
     ConfigurationError: "invalid_configuration",
     DefinitionError: "invalid_definition",
     NoConfigurationError: "no_configuration",
+    DirectoryError: "invalid_staff_change",
 }
 
 

@@ -194,5 +194,7 @@ def started_stack(
         assert loaded.returncode == 0, str(loaded)
         version = loaded.json()["version"]
         assert isinstance(version, int)
+        staff = starter_cli(env, "staff", "import", f"{config}/staff.csv")
+        assert staff.returncode == 0, str(staff)
         with running_worker(env, workdir / "worker.log") as worker:
             yield Stack(store, queue, env, worker, version)
