@@ -50,9 +50,11 @@ def build_worker(
     max_concurrent_activities: int = 50,
     max_cached_workflows: int | None = None,
     extra_workflows: Sequence[type] = (),
+    directory_ttl: float = 1.0,
 ) -> Worker:
-    """A worker for the case workflow and its activities on `task_queue`."""
-    acts = CaseworkActivities(engine, notifiers=notifiers(engine))
+    """A worker for the case workflow and its activities on `task_queue`. `directory_ttl`:
+    how stale (seconds) the worker's copy of the staff directory may be."""
+    acts = CaseworkActivities(engine, notifiers=notifiers(engine), directory_ttl=directory_ttl)
     return Worker(
         client,
         task_queue=task_queue,

@@ -202,8 +202,9 @@ class CaseworkActivities:
     def directory_facts(self, input: DirectoryQuery) -> DirectoryFacts:
         """The directory facts a message's check needs (run as a local activity by the case):
         for each key asked about, disabled or not, roles and absence on `input.on`. Read from
-        the worker's cache, so it costs no query most of the time."""
-        return self.directory.snapshot().facts(input.keys, input.on)
+        the worker's copy after one read of the directory's version (reloaded only when it
+        moved), so a change committed before the message was sent is always seen."""
+        return self.directory.snapshot(fresh=True).facts(input.keys, input.on)
 
     @activity.defn(name="record_case")
     def record_case(self, input: CaseRecord) -> None:

@@ -16,7 +16,9 @@ pins. This module is the one way in and out:
   alert recipients.
 - `DirectoryCache`, the worker's copy: it asks the store for the directory's version (the
   largest `staff_changes` id: one indexed read) at most every `ttl` seconds and reloads the
-  snapshot only when it moved. A change made anywhere reaches every case within about `ttl`.
+  snapshot only when it moved. A message's check asks for the version every time
+  (`fresh=True`: a change committed before the message was sent is always seen); alerts and
+  allocation take the copy at most `ttl` old (a herd of alerts costs no reads).
 
 Roles named here must be roles of the configuration in force (their keys and names are
 rules' targets, in `roles.yaml`); their members are the directory's. Bad input raises
@@ -253,11 +255,15 @@ class DirectoryCache:
         self._snapshot: DirectorySnapshot | None = None
         self._checked = 0.0
 
-    def snapshot(self) -> DirectorySnapshot:
+    def snapshot(self, *, fresh: bool = False) -> DirectorySnapshot:
+        """The directory: the cached copy when it was checked less than `ttl` seconds ago,
+        else after one read of the version (reloaded only when that moved). `fresh`: check
+        the version now whatever the ttl (a message's check: a change committed before the
+        message was sent is always seen)."""
         now = time.monotonic()
         with self._lock:
             cached, checked = self._snapshot, self._checked
-        if cached is not None and now - checked < self._ttl:
+        if cached is not None and not fresh and now - checked < self._ttl:
             return cached
         version = directory_version(self._engine)
         if cached is None or version != cached.version:
@@ -565,6 +571,7 @@ class ImportRow:
     disabled: bool
     roles: tuple[str, ...]
     absences: tuple[Absence, ...] = ()
+    line: int = 0  # in the file it came from (0: not from a file)
 
 
 def _parse_absences(text: str) -> tuple[Absence, ...]:
@@ -645,7 +652,7 @@ def parse_import(text: str, source: str = "the file") -> list[ImportRow]:
             problems.append(f"line {line}: key: repeats the key of line {seen[key]}")
             continue
         seen[key] = line
-        rows.append(ImportRow(key, name, email, flag in _TRUE, roles, absences))
+        rows.append(ImportRow(key, name, email, flag in _TRUE, roles, absences, line))
     if problems:
         shown = problems[:20]
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -759,12 +766,19 @@ class StaffDirectory:
         nothing. `dry_run`: plan and return the changes, write nothing."""
 
         def plan(p: _Planner) -> None:
+            problems: list[str] = []
             for row in rows:
-                p.add_or_update_user(row.key, row.display_name, row.email)
-                p.set_disabled(row.key, row.disabled)
-                p.set_roles(row.key, row.roles)
-                for a in row.absences:
-                    p.add_absence(row.key, a.first_day, a.last_day, a.reason)
+                try:
+                    p.add_or_update_user(row.key, row.display_name, row.email)
+                    p.set_disabled(row.key, row.disabled)
+                    p.set_roles(row.key, row.roles)
+                    for a in row.absences:
+                        p.add_absence(row.key, a.first_day, a.last_day, a.reason)
+                except DirectoryError as e:
+                    problems.append(f"line {row.line}: {e}" if row.line else str(e))
+            if problems:
+                more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+                raise DirectoryError("nothing imported:\n  " + "\n  ".join(problems[:20]) + more)
 
         return self._run(plan, by=by, on=on, dry_run=dry_run)
 

@@ -59,8 +59,11 @@ class CaseEngine:
 
 
 @asynccontextmanager
-async def case_engine(tmp_path: Path, config: str = "sample") -> AsyncIterator[CaseEngine]:
-    """A fresh time-skipping server, store and worker (each test needs its own clock)."""
+async def case_engine(
+    tmp_path: Path, config: str = "sample", directory_ttl: float = 1.0
+) -> AsyncIterator[CaseEngine]:
+    """A fresh time-skipping server, store and worker (each test needs its own clock).
+    `directory_ttl`: how stale the worker's copy of the staff directory may be (0: none)."""
     env = await start_time_skipping()
     engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
     create_schema(engine)
@@ -69,7 +72,9 @@ async def case_engine(tmp_path: Path, config: str = "sample") -> AsyncIterator[C
     queue = f"test-{uuid.uuid4().hex[:8]}"
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
-            async with build_worker(env.client, engine, queue, executor):
+            async with build_worker(
+                env.client, engine, queue, executor, directory_ttl=directory_ttl
+            ):
                 yield CaseEngine(env=env, client=CaseClient(env.client, queue), engine=engine)
     finally:
         engine.dispose()
