@@ -58,6 +58,19 @@ REFUSAL_CODES: tuple[str, ...] = (
 )
 
 
+# The refusals that depend on who the people are (the live staff directory): a case decides
+# them in the message's handler, after looking the people up, so an update refused with one of
+# these was accepted into history and is in the audit trail (the validator refuses the others
+# before anything is written).
+DIRECTORY_REFUSAL_CODES: tuple[str, ...] = (
+    "unknown_actor",
+    "actor_disabled",
+    "not_permitted",
+    "unknown_user",
+    "user_unavailable",
+)
+
+
 def check_request_id(
     state: CaseState, action: str, req: AddTask | ReassignTask | CompleteTask | CloseCase
 ) -> bool:

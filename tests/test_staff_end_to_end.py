@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from models.case import CaseState
+from models.messages import CompleteTask
 from starter.client import CaseClient, RequestRefusedError
 from starter.connection import TemporalSettings, connect
 from starter.devserver import DevServer
@@ -85,7 +86,15 @@ async def test_disable_in_one_process_is_refused_in_the_next_message(
     disabled = await starter_cli_async(stack.env, "staff", "disable", "adviser3")
     assert disabled.returncode == 0, str(disabled)
     after_disable = time.monotonic()
-    # ... and refused in the very next message, sent by another.
+    # ... and refused in the very next message, sent at once by another (this test's
+    # client), then by a further command line process.
+    with pytest.raises(RequestRefusedError) as info:
+        await cases.complete_task(
+            ref,
+            CompleteTask(request_id="c2", actor="adviser3", task="housing-options-interview"),
+        )
+    elapsed = time.monotonic() - after_disable
+    assert info.value.code == "actor_disabled", str(info.value)
     refused = await starter_cli_async(
         stack.env,
         "--json",
@@ -95,12 +104,11 @@ async def test_disable_in_one_process_is_refused_in_the_next_message(
         "--by",
         "adviser3",
         "--request-id",
-        "c2",
+        "c3",
     )
-    elapsed = time.monotonic() - after_disable
     assert refused.returncode == 1, str(refused)
     assert '"code": "actor_disabled"' in refused.stderr, str(refused)
-    print(f"\nstaff disable -> refused next message: {elapsed:.2f}s (one CLI process)")
+    print(f"\nstaff disable -> next message refused after {elapsed:.2f}s")
     state = await cases.state(ref)
     last = state.audit[-1]
-    assert (last.outcome, last.actor, last.request_id) == ("refused", "adviser3", "c2")
+    assert (last.outcome, last.actor, last.request_id) == ("refused", "adviser3", "c3")
