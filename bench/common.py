@@ -237,7 +237,15 @@ def store(workdir: Path, config: Configuration, source: str) -> tuple[Engine, st
     engine = make_engine(url)
     create_schema(engine)
     save_configuration(engine, config, source=source)
+    seed_staff(engine)
     return engine, url
+
+
+def seed_staff(engine: Engine) -> None:
+    """The benchmark staff (bench/bench_config/herd/staff.csv) in the directory of `engine`."""
+    from store.directory import import_file
+
+    import_file(engine, BENCH_CONFIG / "herd" / "staff.csv", by="bench")
 
 
 def render_config(template: str, dest: Path, values: dict[str, Any]) -> Path:

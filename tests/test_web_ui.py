@@ -43,9 +43,9 @@ from models.messages import RaiseCase
 from starter.client import CaseClient
 from starter.devserver import DevServer, free_port, start_dev_server
 from store.db import create_schema, make_engine
+from store.directory import import_file
 from store.repository import save_configuration
 from tests.helpers import REPO
-from tests.helpers.store import seed_sample_staff
 from tests.helpers.workflow_harness import wait_open
 from worker import build_worker
 
@@ -156,7 +156,7 @@ async def web_ui(
     engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
     create_schema(engine)
     save_configuration(engine, load_and_validate(CONFIG, date.today()), "web-ui-test")
-    seed_sample_staff(engine, CONFIG.name)
+    import_file(engine, CONFIG.with_name("web_ui_config_staff.csv"))
     client = await Client.connect(ui_server.address, data_converter=pydantic_data_converter)
     cases = CaseClient(client, QUEUE)
     try:
