@@ -11,13 +11,13 @@ import asyncio
 import concurrent.futures
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import structlog
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PatchActivationInput, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
@@ -51,9 +51,12 @@ def build_worker(
     max_cached_workflows: int | None = None,
     extra_workflows: Sequence[type] = (),
     directory_ttl: float = 1.0,
+    patch_activation_callback: Callable[[PatchActivationInput], bool] | None = None,
 ) -> Worker:
     """A worker for the case workflow and its activities on `task_queue`. `directory_ttl`:
-    how stale (seconds) the worker's copy of the staff directory may be."""
+    how stale (seconds) the worker's copy of the staff directory may be.
+    `patch_activation_callback` (tests): which new `workflow.patched` ids to take, so a test
+    can run a case as the code before a patch did."""
     acts = CaseworkActivities(engine, notifiers=notifiers(engine), directory_ttl=directory_ttl)
     return Worker(
         client,
@@ -74,6 +77,7 @@ def build_worker(
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),
+        patch_activation_callback=patch_activation_callback,
     )
 
 
