@@ -206,10 +206,21 @@ class DirectorySnapshot:
 
 
 def directory_version(engine: Engine) -> int:
-    """The directory's version: the largest change id (0 before any change)."""
-    with engine.connect() as conn:
-        value = conn.execute(select(func.max(StaffChange.id))).scalar()
-    return int(value or 0)
+    """The directory's version: the largest change id (0 before any change). Read on a raw
+    driver connection with no explicit transaction: on SQLite every SQLAlchemy transaction
+    begins IMMEDIATE (store.db), and this read, made for every message a case checks, must
+    not queue for the write lock behind the cases' recordings."""
+    conn = engine.raw_connection()
+    try:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(f"SELECT max(id) FROM {StaffChange.__tablename__}")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    finally:
+        conn.close()
+    return int(row[0] or 0) if row is not None else 0
 
 
 def _read_snapshot(session: Session) -> DirectorySnapshot:
