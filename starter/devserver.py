@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from starter.client import SEARCH_ATTRIBUTE_TYPES
 
@@ -39,6 +40,10 @@ def temporal_cli() -> Path:
     if found is None:
         raise FileNotFoundError("the `temporal` CLI is not installed: run `make setup`")
     return Path(found)
+
+
+# What the dev server logs when a port it was given is taken.
+_BIND_FAILED = "bind: address already in use"
 
 
 def free_port() -> int:
@@ -175,6 +180,9 @@ class DevServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if _BIND_FAILED in self.log_file.read_text(errors="replace"):
+                    # Another process took one of its ports between our check and its bind.
+                    raise PortInUseError(0, f"a port of the dev server; see {self.log_file}")
                 raise RuntimeError(
                     f"the Temporal dev server exited with {self.process.returncode}; "
                     f"see {self.log_file}"
@@ -204,7 +212,7 @@ def start_dev_server(
     *,
     workdir: Path,
     port: int | None = None,
-    ui_port: int | None = None,
+    ui_port: int | Literal["auto"] | None = None,
     persist: bool = True,
     die_with_parent: bool = False,
     ui_codec_endpoint: str | None = None,
@@ -212,11 +220,12 @@ def start_dev_server(
     """Start a dev server whose SQLite file and log live in `workdir`. With
     `die_with_parent` it stops when this process dies, even by kill -9 (Linux). Without a
     `port`, a free one is chosen, and chosen again if another process takes it first (servers
-    started side by side each open further ports of their own)."""
+    started side by side each open further ports of their own); `ui_port="auto"` does the
+    same for the Web UI's port."""
     for attempt in range(5):
         server = DevServer(
             port=port or free_port(),
-            ui_port=ui_port,
+            ui_port=free_port() if ui_port == "auto" else ui_port,
             db_file=workdir / "temporal-dev.db" if persist else None,
             log_file=workdir / "temporal-dev.log",
             die_with_parent=die_with_parent,
@@ -225,6 +234,11 @@ def start_dev_server(
         try:
             return server.start()
         except PortInUseError as taken:
-            if port is not None or taken.port != server.port or attempt == 4:
+            ours = {
+                p
+                for p, auto in ((server.port, port is None), (server.ui_port, ui_port == "auto"))
+                if auto
+            }
+            if not (taken.port in ours or (taken.port == 0 and ours)) or attempt == 4:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover

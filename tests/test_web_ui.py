@@ -41,7 +41,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from config_files import load_and_validate
 from models.messages import HoldTask, RaiseCase
 from starter.client import CaseClient
-from starter.devserver import DevServer, free_port, start_dev_server
+from starter.devserver import DevServer, start_dev_server
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
 from tests.helpers import REPO
@@ -134,7 +134,7 @@ def wait_for_http(url: str, timeout: float = 60.0) -> None:
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     server = start_dev_server(
-        workdir=tmp_path_factory.mktemp("webui"), ui_port=free_port(), persist=False
+        workdir=tmp_path_factory.mktemp("webui"), ui_port="auto", persist=False
     )
     try:
         assert server.ui_url is not None

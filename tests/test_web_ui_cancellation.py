@@ -25,7 +25,7 @@ import pytest
 from domain.planner import OPERATOR_CANCELLED
 from models.case import SYSTEM
 from models.messages import RaiseCase
-from starter.devserver import DevServer, free_port, start_dev_server
+from starter.devserver import DevServer, start_dev_server
 from store.repository import case_audit, load_case
 from tests.helpers.workflow_harness import live_cases
 from workflows import search
@@ -53,7 +53,7 @@ UI_TIMEOUT_MS = 60_000
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     server = start_dev_server(
-        workdir=tmp_path_factory.mktemp("webui-cancel"), ui_port=free_port(), persist=False
+        workdir=tmp_path_factory.mktemp("webui-cancel"), ui_port="auto", persist=False
     )
     try:
         assert server.ui_url is not None
