@@ -289,7 +289,9 @@ class SlaCalendar:
         """The target completion instant of a task (or case) that started at `start`, counted
         from the start of its minute (DOMAIN "Precision": seconds never push a count past a
         closing)."""
-        return self.add(self._counted_from(start), target)
+        # Never before the start itself: a zero target counted from the start of the minute
+        # would otherwise fall due seconds before it started.
+        return max(self.add(self._counted_from(start), target), _to_utc(start))
 
     def amber(self, due: datetime, amber: Period) -> datetime:
         """When the amber warning fires: `amber` counted back from `due` (0 means at due)."""

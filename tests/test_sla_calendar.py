@@ -213,6 +213,8 @@ CASES = [
         P(1, "minutes"),
         L(2026, 1, 13, 17),
     ),
+    # A zero target never falls due before its start (23:59:00 would be 59 s before it).
+    case("0m-24x7-seconds", H24, "due", EOD(2026, 1, 13), P(0, "minutes"), EOD(2026, 1, 13)),
     # 24x7 hours are elapsed time from the minute: 10:30:45 + 3 hours = 13:30:00.
     case(
         "3h-24x7-seconds",
