@@ -169,17 +169,7 @@ def check_complete_task(
     _check_case_open(state)
     _check_actor(defn, req.actor)
     task = _task_on_case(state, req.task)
-    if not (
-        (task.owner is not None and _acts_as(defn, req.actor, task.owner))
-        or _acts_as(defn, req.actor, state.owner)
-        or _permitted(defn, req.actor, "complete_any_task")
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {req.actor!r} may not complete task {req.task!r}: only the task owner "
-            f"({task.owner or 'none'}), the case owner ({state.owner}) or a role with "
-            "complete_any_task may",
-        )
+    _check_task_permission(defn, state, req.actor, task, "complete", "complete_any_task")
     held_open = task.hold is not None and task.hold.resume == "open"
     if task.status != "open" and not held_open:
         raise RequestRefused(
@@ -516,16 +506,8 @@ def _hold_then_release(defn: CaseDefinition, sim: CaseState, req: HoldTask, now:
 
 def _due_if_completed_now(defn: CaseDefinition, task: CaseTask, now: datetime) -> datetime | None:
     """The task's target as it stands if completed now: a held task's hold ends now first."""
-    if task.hold is None or task.due_at is None:
-        return task.due_at
-    sla = planner.task_sla(defn, task.key)
-    if sla is None:
-        return task.due_at
-    begun = task.hold.counts_from or task.hold.begun_at
     try:
-        return planner.sla_calendar_of(defn, sla).shift_for_hold(
-            task.due_at, sla.target.unit, begun, now
-        )
+        return planner.working.due_on_release(defn, task, now)
     except CalendarRangeError as err:
         raise RequestRefused("calendar_out_of_range", str(err)) from None
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from domain.calendars import sla_calendar
 from domain.sla_calendar import SlaCalendar
+from models.case import CaseState, CaseTask
 from models.config import Key, SlaConfig
 from models.definition import CaseDefinition
 
@@ -75,3 +76,11 @@ def case_today(defn: CaseDefinition, now: datetime) -> date:
 def show_instant(at: datetime, zone: ZoneInfo) -> str:
     """An instant as local wall-clock time with its zone abbreviation and UTC ISO form."""
     return f"{at.astimezone(zone):%a %d %b %Y %H:%M %Z} ({at.isoformat()})"
+
+
+def require_task(state: CaseState, key: Key) -> CaseTask:
+    """Task `key` of the case (raises ValueError when it is not on the case)."""
+    task = state.task(key)
+    if task is None:
+        raise ValueError(f"task {key!r} is not on case {state.reference}")
+    return task

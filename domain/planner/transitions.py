@@ -12,8 +12,8 @@ from datetime import datetime
 from domain.planner import audit, working
 from domain.planner.actions import open_task
 from domain.planner.construction import add_owner_change, lag_start, new_task, set_owner
+from domain.planner.lookups import require_task as require_task
 from models.case import SYSTEM, UNFINISHED, CaseState, CaseTask, Owner, OwnerChange
-from models.config import Key
 from models.definition import CaseDefinition
 from models.messages import AddTask, CloseCase, CompleteTask, ReassignTask
 
@@ -124,14 +124,6 @@ def finish_case(state: CaseState, now: datetime) -> None:
     if state.case_sla is not None:
         state.case_sla.next_follow_on_at = None
     audit.system(state, now, "case_completed", None, "")
-
-
-def require_task(state: CaseState, key: Key) -> CaseTask:
-    """Task `key` of the case (raises ValueError when it is not on the case)."""
-    task = state.task(key)
-    if task is None:
-        raise ValueError(f"task {key!r} is not on case {state.reference}")
-    return task
 
 
 # The reason of a close by the system after an operator cancelled the case's workflow in

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from domain.planner import audit
 from domain.planner.indicators import SPECS, Holder, worse
-from domain.planner.lookups import sla_calendar_of, sla_for, task_calendar
+from domain.planner.lookups import require_task, sla_calendar_of, sla_for, task_calendar
 from domain.sla_calendar import to_minute
 from models.case import (
     UNFINISHED,
@@ -43,14 +43,6 @@ from models.period import Period
 
 def _utc(instant: datetime) -> datetime:
     return instant.astimezone(UTC)
-
-
-def require_task(state: CaseState, key: Key) -> CaseTask:
-    """Task `key` of the case (raises ValueError when it is not on the case)."""
-    task = state.task(key)
-    if task is None:
-        raise ValueError(f"task {key!r} is not on case {state.reference}")
-    return task
 
 
 # --- holds -------------------------------------------------------------------------------------
@@ -199,15 +191,13 @@ def end_task_hold(
     assert hold is not None
     hold.released_at, hold.released_by = at, by
     begun = hold.counts_from or hold.begun_at
+    new_due = due_on_release(defn, task, at)  # while still held
     task.status = hold.resume
     if hold.resume == "open":
         sla = sla_for(defn, task.key)
-        if sla is not None and task.due_at is not None:
-            calendar = sla_calendar_of(defn, sla)
-            new_due = calendar.shift_for_hold(task.due_at, sla.target.unit, begun, at)
-            if new_due != task.due_at:
-                task.due_at = new_due
-                _count_again(defn, task, sla, floor=task.started_at)
+        if sla is not None and new_due != task.due_at:
+            task.due_at = new_due
+            _count_again(defn, task, sla, floor=task.started_at)
     elif hold.resume == "lagging" and task.starts_at is not None:
         lag = task.lag or Period(unit="minutes", amount=0)
         calendar = task_calendar(defn, task.key)
@@ -215,6 +205,16 @@ def end_task_hold(
         task.starts_at = calendar.shift_for_hold(
             task.starts_at, lag.unit, begun, at, at_opening=day_based
         )
+
+
+def due_on_release(defn: CaseDefinition, task: CaseTask, at: datetime) -> datetime | None:
+    """The target a held task would have if its hold ended at `at` (its target as it stands
+    when it is not held, or has no SLA)."""
+    hold, sla = task.hold, sla_for(defn, task.key)
+    if hold is None or sla is None or task.due_at is None:
+        return task.due_at
+    begun = hold.counts_from or hold.begun_at
+    return sla_calendar_of(defn, sla).shift_for_hold(task.due_at, sla.target.unit, begun, at)
 
 
 def held_minutes(holds: list[Hold], now: datetime) -> int:
