@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models.case import Owner
-from models.messages import CompleteTask, RaiseCase, ReassignTask
+from models.messages import (
+    CancelTask,
+    CompleteTask,
+    HoldTask,
+    RaiseCase,
+    ReassignTask,
+    ReleaseTask,
+)
 from starter.client import RequestRefusedError
 from store.directory import StaffDirectory
 from tests.helpers.workflow_harness import case_engine, keep_history, wait_open
@@ -115,7 +122,10 @@ async def test_absence_follow_on_and_membership_change(tmp_path: Path) -> None:
         assert alerts[("call-back", "target_exceeded")] == ("adviser3", "nina1", "tl2")
 
         await eng.client.complete_task(
-            ref, CompleteTask(request_id="c1", actor="adviser3", task="call-back")
+            ref,
+            CompleteTask(
+                request_id="c1", actor="adviser3", task="call-back", late_reason="workload"
+            ),
         )
         state = await eng.client.state(ref)
         interview = state.task("housing-options-interview")
@@ -164,3 +174,67 @@ async def test_absence_follow_on_and_membership_change(tmp_path: Path) -> None:
             ),
         )
         assert moved is not None and moved.owner == Owner(kind="user", key="adviser1")
+
+
+async def test_working_a_case_follows_the_permission_table_and_live_membership(
+    tmp_path: Path,
+) -> None:
+    """The hold, release and cancel messages go through the same permission table and live
+    membership as the others: a team leader holds a task of a case she does not own (granted
+    by `role:team-leaders`); once she has left the team leaders she may not release it, and
+    the refusal names the rule and who may; the case owner may."""
+    async with case_engine(tmp_path, directory_ttl=0.0) as eng:
+        staff = StaffDirectory(eng.engine)
+        ref = "PRV-2028-0103"
+        await eng.sleep_until(z(2028, 6, 5, 9))  # Mon 5 Jun 2028 10:00 BST
+        handle = await eng.client.raise_case(
+            RaiseCase(reference=ref, topic="asked-to-leave", raised_by="adviser3")
+        )
+        await wait_open(handle)
+        held = await eng.client.hold_task(
+            ref,
+            HoldTask(
+                request_id="h1",
+                actor="tl1",
+                task="call-back",
+                reason="awaiting_documents",
+                planned_release=z(2028, 6, 9, 9),
+            ),
+        )
+        assert held is not None and held.status == "on_hold"
+
+        staff.remove_member("team-leaders", "tl1", by="hr", on=date(2028, 6, 5))
+        msg = await _refused(
+            eng.client.release_task(
+                ref, ReleaseTask(request_id="r1", actor="tl1", task="call-back")
+            ),
+            "not_permitted",
+        )
+        assert msg.startswith("user 'tl1' may not release task 'call-back': by the permission ")
+        assert "rule release_task" in msg and "members of role team-leaders" in msg
+        # adviser2 is an adviser but owns neither the case nor the task: refused the same way.
+        await _refused(
+            eng.client.cancel_task(
+                ref,
+                CancelTask(
+                    request_id="x1",
+                    actor="adviser2",
+                    task="call-back",
+                    reason="duplicate",
+                    cascade=True,
+                ),
+            ),
+            "not_permitted",
+        )
+        released = await eng.client.release_task(
+            ref, ReleaseTask(request_id="r2", actor="adviser3", task="call-back")
+        )
+        assert released is not None and released.status == "open"
+        state = await eng.client.state(ref)
+        assert [(a.actor, a.action, a.outcome) for a in state.audit[-4:]] == [
+            ("tl1", "hold_task", "accepted"),
+            ("tl1", "release_task", "refused"),
+            ("adviser2", "cancel_task", "refused"),
+            ("adviser3", "release_task", "accepted"),
+        ]
+        await keep_history(handle, "live_directory_hold_and_release")

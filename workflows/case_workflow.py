@@ -65,6 +65,9 @@ _LOCAL_TIMEOUT = timedelta(seconds=30)
 # activity. A run that replayed messages handled before it (its first check of the patch came
 # back False) takes it from its next live message, under `LIVE_DIRECTORY-from-<revision>`.
 LIVE_DIRECTORY = "live-directory"
+# Refusals are recorded at once (0.1.0); decided at a case's first refusal, or with the live
+# directory (`HousingOptionsCase._live_directory`).
+RECORD_REFUSALS = "record-refusals"
 _ALERT_TIMEOUT = timedelta(seconds=30)
 
 
@@ -298,8 +301,7 @@ class HousingOptionsCase:
         raiser must be an active member of staff in the live directory (cases raised before
         it: in the pinned one)."""
         keys, today = [input.case.raised_by], planner.case_today(defn, workflow.now())
-        if workflow.patched(LIVE_DIRECTORY):
-            self._live = True
+        if self._live:
             facts = await self._directory_facts(keys, today)
         else:
             facts = pinned_facts(defn, keys, today)
@@ -309,13 +311,22 @@ class HousingOptionsCase:
             raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None
 
     def _live_directory(self) -> bool:
-        """Whether messages are checked against the live directory (see `LIVE_DIRECTORY`).
-        Deterministic: a replay makes the same calls with the same patch ids."""
+        """Whether the case checks people against the live directory (see `LIVE_DIRECTORY`).
+
+        Called only where a history event starts the workflow's work: the opening of the case
+        and the entry of a message handler, before any local activity. A local activity's
+        result can come back in a later workflow task than the one its marker is recorded in;
+        a replay resolves it from the marker at once, so a `patched` call made after it could
+        be answered in another workflow task on replay than when it ran (a nondeterminism
+        error, seen when a worker was killed under load). For the same reason the refusal
+        patch (`record-refusals`, decided at a case's first refusal, which now follows the
+        directory's local activity) is decided here too once the case is live."""
         if not self._live and (
             workflow.patched(LIVE_DIRECTORY)
             or workflow.patched(f"{LIVE_DIRECTORY}-from-{self._revision}")
         ):
             self._live = True
+            workflow.patched(RECORD_REFUSALS)
         return self._live
 
     async def _directory_facts(self, keys: list[str], on: Any) -> DirectoryFacts:
@@ -343,6 +354,8 @@ class HousingOptionsCase:
         )
 
     async def _open_case(self, input: CaseInput) -> None:
+        # Before the first local activity: see `_live_directory`.
+        self._live_directory()
         now = workflow.now()
         defn = await workflow.execute_local_activity(
             "pin_definition",
@@ -553,6 +566,7 @@ class HousingOptionsCase:
         """One path for every message: decode, dedupe, check, allocate if the row asks,
         change, audit. A message that does not decode, or fails its check, is refused: in the
         audit trail (a signal) or to the caller (an update), never by breaking the case."""
+        live = self._live_directory()  # before any wait (see there)
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
             state, defn = self._require()
@@ -567,7 +581,7 @@ class HousingOptionsCase:
                 # and the alerts read in the order things happened.
                 await self._carry_out_due_actions()
                 keys, today = keys_to_look_up(req), planner.case_today(defn, workflow.now())
-                if self._live_directory():
+                if live:
                     # What depends only on the case's state first (no I/O for those), then
                     # the people, looked up now; the lock keeps other handlers and the loop
                     # out while the lookup runs, so the state checked is the state changed.
@@ -584,7 +598,7 @@ class HousingOptionsCase:
                 self._touch()
                 # Record (and so trim) the trail at once: a flood of refused messages must not
                 # grow the state. Cases started before this wait for their next change.
-                if workflow.patched("record-refusals"):
+                if workflow.patched(RECORD_REFUSALS):
                     self._changed = True
                 workflow.logger.info(
                     "request refused",
