@@ -367,6 +367,27 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
     return record_case_outcome(engine, record).written
 
 
+# The case row's upsert, built once per dialect and set of columns: SQLAlchemy rebuilds the
+# `excluded` columns of an ON CONFLICT statement every time one is made (about a tenth of the
+# worker's Python time in an alert herd, bench/profile_report.py), so it is made once and
+# executed with the row's values as parameters.
+_CASE_UPSERTS: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _case_upsert(session: Session, values: dict[str, Any]) -> Any:
+    key = (session.get_bind().dialect.name, tuple(values))
+    upsert = _CASE_UPSERTS.get(key)
+    if upsert is None:
+        stmt = _insert(session, StoredCase)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["reference"],
+            set_={k: stmt.excluded[k] for k in values if k != "reference"},
+            where=StoredCase.revision < stmt.excluded.revision,
+        ).returning(StoredCase.reference)
+        _CASE_UPSERTS[key] = upsert
+    return upsert
+
+
 def record_case_outcome(engine: Engine, record: CaseRecord) -> RecordOutcome:
     """`record_case`, saying what it changed: a retry of a record already stored reports
     nothing new, so counts built on it count each case, finish and audit entry once."""
@@ -390,13 +411,7 @@ def record_case_outcome(engine: Engine, record: CaseRecord) -> RecordOutcome:
         before = session.scalars(
             select(StoredCase.status).where(StoredCase.reference == record.reference)
         ).first()
-        stmt = _insert(session, StoredCase).values(**case_values)
-        upsert = stmt.on_conflict_do_update(
-            index_elements=["reference"],
-            set_={k: stmt.excluded[k] for k in case_values if k != "reference"},
-            where=StoredCase.revision < stmt.excluded.revision,
-        ).returning(StoredCase.reference)
-        if session.execute(upsert).first() is None:
+        if session.execute(_case_upsert(session, case_values), case_values).first() is None:
             return RecordOutcome(False, False, False, new_audit)
         # The upsert holds the case row's lock until commit, so replacing the tasks is safe.
         session.execute(delete(StoredTask).where(StoredTask.case_reference == record.reference))

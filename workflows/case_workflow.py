@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from domain import case_rules, planner
+    from domain.case_definition import shared_definition
     from domain.case_display import case_details_markdown
     from domain.errors import RequestRefused, describe_invalid, is_key, is_request_id
     from domain.messages import MESSAGES, Message
@@ -69,6 +70,10 @@ LIVE_DIRECTORY = "live-directory"
 # directory (`HousingOptionsCase._live_directory`).
 RECORD_REFUSALS = "record-refusals"
 _ALERT_TIMEOUT = timedelta(seconds=30)
+# Alerts as local activities (issue 13): the alert writes its rows from the workflow task that
+# fired it, so an alert costs one workflow task and its marker rather than an activity's three
+# events and a second workflow task. Runs that started before keep the activity to their end.
+LOCAL_ALERTS = "alerts-as-local-activities"
 
 
 def case_workflow_id(reference: str) -> str:
@@ -181,6 +186,8 @@ class HousingOptionsCase:
         self._lock = asyncio.Lock()
         # Whether this run checks messages against the live directory (`_live_directory`).
         self._live = False
+        # Whether alerts run as local activities (`LOCAL_ALERTS`, decided in `run`).
+        self._local_alerts = False
         # Set by every accepted message; the loop wakes, replans and records.
         self._changed = False
         self._timer: asyncio.Task[None] | None = None
@@ -205,6 +212,8 @@ class HousingOptionsCase:
                 self._invalid_input or "invalid input", type="invalid_input", non_retryable=True
             )
         input = self._input
+        # Decided at the start of the run (see `_live_directory` for why not later).
+        self._local_alerts = workflow.patched(LOCAL_ALERTS)
         try:
             return await self._run(input)
         except BaseException as err:
@@ -357,14 +366,16 @@ class HousingOptionsCase:
         # Before the first local activity: see `_live_directory`.
         self._live_directory()
         now = workflow.now()
-        defn = await workflow.execute_local_activity(
+        pinned: RawValue = await workflow.execute_local_activity(
             "pin_definition",
             PinDefinitionInput(topic=input.case.topic, on=planner.local_date(now)),
-            result_type=CaseDefinition,
+            result_type=RawValue,
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
             summary=f"pin definition for topic {input.case.topic}",
         )
+        # One object for every case pinned with the same definition (memory per cached case).
+        defn = shared_definition(pinned.payload.data)
         await self._check_raise(input, defn)
         requests = planner.raise_allocation_requests(defn, input.case.extra_tasks)
         allocated = await workflow.execute_local_activity(
@@ -429,7 +440,10 @@ class HousingOptionsCase:
                 if task is not None
                 else (state.case_sla.due_at if state.case_sla else None)
             )
-            result = await workflow.execute_activity(
+            run_alert = (
+                workflow.execute_local_activity if self._local_alerts else workflow.execute_activity
+            )
+            result = await run_alert(
                 "send_alert",
                 AlertInput(
                     case_reference=state.reference,
