@@ -11,12 +11,16 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from activities.metrics import CaseMetrics
-from tests.helpers import REPO, SDK_METRICS_SEEN
+from tests.helpers import REPO, SDK_METRICS_ON_ACTIVITIES, SDK_METRICS_SEEN
 
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 # The SDK's metrics the rules use that appear only once something failed (so a scrape of a
 # healthy worker, tests/test_observability.py, cannot show them).
-SDK_ON_FAILURE = {"temporal_workflow_task_execution_failed", "temporal_activity_execution_failed"}
+SDK_ON_FAILURE = {
+    "temporal_workflow_task_execution_failed",
+    "temporal_activity_execution_failed",
+    "temporal_local_activity_execution_failed",
+}
 DURATION = re.compile(r"^\d+[smhd]$")
 
 
@@ -69,7 +73,7 @@ def test_rules_name_only_metrics_the_worker_exports() -> None:
             assert name in product, f"{name} is not a metric of activities.metrics"
         else:
             base = name.removesuffix("_bucket")
-            assert base in SDK_ON_FAILURE | SDK_METRICS_SEEN, (
+            assert base in SDK_ON_FAILURE | SDK_METRICS_SEEN | SDK_METRICS_ON_ACTIVITIES, (
                 f"{name}: not a metric the SDK exports"
             )
     # The lateness rule is the one the issue asks for: p99 over 60 seconds.
