@@ -44,6 +44,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--throughput-seconds", type=float, default=None)
     p.add_argument("--throughput-concurrency", type=int, default=None)
     p.add_argument("--herd-cases", type=int, default=None)
+    p.add_argument(
+        "--workers",
+        default="1",
+        help="herd: worker processes, or a comma-separated list to run the herd once for "
+        "each (e.g. 1,2); the bare reference runs on as many as the cases",
+    )
     p.add_argument("--scale-cases", type=int, default=None)
     p.add_argument(
         "--scale-budget",
@@ -72,37 +78,51 @@ def main(argv: list[str]) -> int:
     size = sizes(args)
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"benchmarks {', '.join(chosen)}; work folder {root}")
-    runners: dict[str, Callable[[], BenchResult]] = {
-        "core": lambda: core.run(quick=args.quick),
-        "throughput": lambda: throughput.run(
-            root / "throughput",
-            seconds=size["throughput_seconds"],
-            concurrency=int(size["throughput_concurrency"]),
-            warmup=size["throughput_warmup"],
-            persist=args.persist,
-        ),
-        "herd": lambda: herd.run(
-            root / "herd", cases=int(size["herd_cases"]), quick=args.quick, persist=args.persist
-        ),
-        "scale": lambda: scale.run(
-            root / "scale",
-            cases=int(size["scale_cases"]),
-            budget=size["scale_budget"],
-            quick=args.quick,
-        ),
+    counts = [int(n) for n in str(args.workers).split(",") if n.strip()]
+    runners: dict[str, Callable[[], list[BenchResult]]] = {
+        "core": lambda: [core.run(quick=args.quick)],
+        "throughput": lambda: [
+            throughput.run(
+                root / "throughput",
+                seconds=size["throughput_seconds"],
+                concurrency=int(size["throughput_concurrency"]),
+                warmup=size["throughput_warmup"],
+                persist=args.persist,
+            )
+        ],
+        "herd": lambda: [
+            herd.run(
+                root / f"herd-{n}",
+                cases=int(size["herd_cases"]),
+                quick=args.quick,
+                persist=args.persist,
+                workers=n,
+            )
+            for n in counts
+        ],
+        "scale": lambda: [
+            scale.run(
+                root / "scale",
+                cases=int(size["scale_cases"]),
+                budget=size["scale_budget"],
+                quick=args.quick,
+            )
+        ],
     }
     results: list[BenchResult] = []
     started = time.monotonic()
     for name in chosen:
         t0 = time.monotonic()
         try:
-            result = runners[name]()
+            ran = runners[name]()
         except Exception as err:
             traceback.print_exc()
-            result = BenchResult(name, name, error=f"{type(err).__name__}: {err}")
-        result.seconds = time.monotonic() - t0
-        log(f"{name} done in {result.seconds:.0f} s")
-        results.append(result)
+            ran = [BenchResult(name, name, error=f"{type(err).__name__}: {err}")]
+        seconds = time.monotonic() - t0
+        for result in ran:
+            result.seconds = result.seconds or seconds / len(ran)
+        log(f"{name} done in {seconds:.0f} s")
+        results.extend(ran)
     total = time.monotonic() - started
 
     about = machine()

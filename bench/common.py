@@ -193,35 +193,58 @@ def dev_server(workdir: Path, *, persist: bool) -> DevServer:
 
 
 class CpuMeter:
-    """CPU used by the worker, the dev server and this process over a stretch of time, as a
-    share of one core each: shows which of them was the bottleneck."""
+    """CPU used by the worker process(es), the dev server and this process over a stretch of
+    time, as a share of one core each: shows which of them was the bottleneck. With several
+    worker processes, "worker" is their sum; `worker_seconds` gives the CPU seconds each
+    used."""
 
-    def __init__(self, worker: WorkerProcess, server: DevServer) -> None:
-        self.worker = worker
+    def __init__(self, worker: WorkerProcess | Sequence[WorkerProcess], server: DevServer) -> None:
+        self.workers = [worker] if isinstance(worker, WorkerProcess) else list(worker)
         self.server_pid = server.process.pid if server.process else None
         self.start()
 
-    def _sample(self) -> tuple[float, float, float, float]:
+    def _sample(self) -> tuple[float, list[float], float, float]:
         server = cpu_seconds(self.server_pid) if self.server_pid else None
         return (
             time.monotonic(),
-            self.worker.cpu_seconds() or 0.0,
+            [w.cpu_seconds() or 0.0 for w in self.workers],
             server or 0.0,
             time.process_time(),
         )
 
     def start(self) -> None:
         self._t0 = self._sample()
+        self._t1: tuple[float, list[float], float, float] | None = None
+
+    def stop(self) -> None:
+        """Freeze the measurement here (later `shares` and `worker_seconds` use this)."""
+        self._t1 = self._sample()
+
+    def _end(self) -> tuple[float, list[float], float, float]:
+        return self._t1 if self._t1 is not None else self._sample()
+
+    def worker_seconds(self) -> list[float]:
+        """CPU seconds each worker process used since `start` (until `stop`)."""
+        t1 = self._end()
+        return [b - a for a, b in zip(self._t0[1], t1[1], strict=True)]
 
     def shares(self) -> dict[str, float]:
-        """Cores used on average since `start`: worker, dev server, benchmark (load)."""
-        t1 = self._sample()
+        """Cores used on average since `start`: worker(s), dev server, benchmark (load)."""
+        t1 = self._end()
         wall = max(t1[0] - self._t0[0], 1e-9)
         return {
-            "worker": (t1[1] - self._t0[1]) / wall,
+            "worker": sum(self.worker_seconds()) / wall,
             "dev_server": (t1[2] - self._t0[2]) / wall,
             "benchmark": (t1[3] - self._t0[3]) / wall,
         }
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (what else was running), as text."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def file_size(path: Path) -> int:
@@ -297,7 +320,12 @@ def worker_trouble(result: BenchResult, worker: WorkerProcess, label: str = "wor
         goal="0",
         met=counts["deadlock"] == 0,
     )
-    result.add(f"{label}: workflow tasks over 5 s (TMPRL1104)", counts["slow_task"])
+    result.add(
+        f"{label}: workflow tasks over 5 s (TMPRL1104)",
+        counts["slow_task"],
+        goal="0",
+        met=counts["slow_task"] == 0,
+    )
 
 
 async def case_client(address: str, task_queue: str) -> CaseClient:

@@ -24,19 +24,33 @@ nothing lost or doubled.
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import sqlite3
+import statistics
+import sys
 import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from bench.bare_herd import DB_ENV as BARE_DB_ENV
+from bench.bare_herd import WORKFLOW_NAME as BARE_WORKFLOW
+from bench.bare_herd import BareAlert
+from bench.bare_herd import create_schema as create_bare_schema
 from bench.common import (
     BenchResult,
     CpuMeter,
     bounded,
     case_client,
     dev_server,
+    load_average,
     log,
     percentile,
     render_config,
@@ -47,10 +61,17 @@ from bench.common import (
 )
 from config_files import load_and_validate
 from models.messages import RaiseCase
+from starter.devserver import DevServer
+from starter.worker_process import WorkerProcess
+from workflows.case_workflow import case_workflow_id
 
 TOPIC = "herd-bench"
 RAISED_BY = "adviser1"
 GOAL_P99_S = 2.0
+GOAL_RATIO = 0.8  # case burst drain rate / bare reference drain rate
+GOAL_EVENTS_PER_ALERT = 8
+GOAL_KIB_PER_CASE = 100
+HISTORY_SAMPLE = 50  # histories read to count events per alert
 RAISE_CONCURRENCY = 100
 # A guess at how fast the worker opens cases (measured: 24 to 31 a second on 2 cores). The
 # burst instant is fixed in the configuration before the first case is raised, so the guess
@@ -167,17 +188,267 @@ def lateness_figures(result: BenchResult, label: str, rows: list[Row], expected:
     result.add(f"{label}: lost", lost, goal="0", met=lost == 0)
 
 
-async def _run(workdir: Path, cases: int, quick: bool, persist: bool) -> BenchResult:
+# --------------------------------------------------------------------------- shared
+
+
+def _workers(n: int, make: Callable[[int], WorkerProcess]) -> list[WorkerProcess]:
+    """`n` worker processes, started one after the other (each waits until it polls)."""
+    started: list[WorkerProcess] = []
+    try:
+        for i in range(n):
+            w = make(i)
+            w.start()
+            started.append(w)
+    except BaseException:
+        for w in started:
+            w.stop()
+        raise
+    return started
+
+
+def _cpu_figures(result: BenchResult, label: str, meter: CpuMeter, alerts: int) -> float | None:
+    """The worker CPU seconds per alert over the meter's stretch (every worker process
+    together, and each), and the cores each party used. Returns the seconds per alert."""
+    shares = meter.shares()
+    each = meter.worker_seconds()
+    per_alert = sum(each) / alerts if alerts else None
+    result.add(
+        f"{label}: worker CPU per alert",
+        per_alert * 1000 if per_alert is not None else None,
+        "ms",
+    )
+    if len(each) > 1:
+        result.add(
+            f"{label}: worker CPU seconds, each process",
+            " / ".join(f"{x:.1f}" for x in each),
+        )
+    result.add(
+        f"{label}: cores used (worker / dev server / bench)",
+        " / ".join(f"{shares[k]:.2f}" for k in ("worker", "dev_server", "benchmark")),
+    )
+    return per_alert
+
+
+async def _history_events(
+    client: Client, workflow_ids: Sequence[str], since: datetime
+) -> tuple[float | None, float | None, dict[str, float]]:
+    """For the workflows in `workflow_ids`: mean events in the whole history, mean events at
+    or after `since` (what an alert due then cost), and the mean count of each event type
+    at or after `since`."""
+    totals: list[int] = []
+    after: list[int] = []
+    types: Counter[str] = Counter()
+    unsettled = (
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+    )
+    for wid in workflow_ids:
+        handle = client.get_workflow_handle(wid)
+        # The row is written before the workflow task after the activity completes: wait
+        # (a little) for the history to settle, so the alert's last events are counted.
+        for _ in range(20):
+            history = await handle.fetch_history()
+            if history.events[-1].event_type not in unsettled:
+                break
+            await asyncio.sleep(0.25)
+        late = [e for e in history.events if e.event_time.ToDatetime(tzinfo=UTC) >= since]
+        totals.append(len(history.events))
+        after.append(len(late))
+        types.update(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in late)
+    if not totals:
+        return None, None, {}
+    n = len(totals)
+    return (
+        statistics.mean(totals),
+        statistics.mean(after),
+        {k: round(v / n, 2) for k, v in types.most_common()},
+    )
+
+
+def _sample(ids: Sequence[str], quick: bool) -> list[str]:
+    if quick or len(ids) <= HISTORY_SAMPLE:
+        return list(ids)
+    return random.Random(13).sample(list(ids), HISTORY_SAMPLE)
+
+
+# --------------------------------------------------------------------------- bare reference
+
+
+@dataclass
+class Drain:
+    """How one herd drained: alerts written, seconds from the instant to the last, CPU."""
+
+    alerts: int
+    seconds: float | None
+    cpu_per_alert: float | None
+
+    @property
+    def rate(self) -> float | None:
+        if not self.alerts or self.seconds is None:
+            return None
+        return self.alerts / max(self.seconds, 1e-3)
+
+
+async def bare_herd(
+    result: BenchResult,
+    server: DevServer,
+    workdir: Path,
+    *,
+    cases: int,
+    workers: int,
+    quick: bool,
+) -> Drain:
+    """`cases` bare workflows (bench/bare_herd.py) that sleep to one instant and write one
+    row each, on `workers` worker processes of their own: the reference drain rate."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "bare.db"
+    create_bare_schema(str(db))
+    queue = "bench-bare"
+
+    def make(i: int) -> WorkerProcess:
+        w = worker_process(
+            address=server.address,
+            task_queue=queue,
+            database_url=f"sqlite:///{db}",
+            log_file=workdir / f"bare-worker-{i}.log",
+            argv=[sys.executable, "-c", "from bench.bare_herd import main; main()"],
+        )
+        w.env[BARE_DB_ENV] = str(db)
+        return w
+
+    procs = _workers(workers, make)
+    try:
+        client = (await case_client(server.address, queue)).client
+        # Time to start them all (the server accepts about 370 starts a second here), then
+        # the instant.
+        lead = (2.0 if quick else 10.0) + cases / 300
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=math.ceil(lead))
+        stamp = due.strftime("%H%M%S")
+        ids = [f"bench-bare-{stamp}-{i:05d}" for i in range(cases)]
+
+        async def start(wid: str) -> None:
+            await client.start_workflow(
+                BARE_WORKFLOW, BareAlert(wid, due.isoformat()), id=wid, task_queue=queue
+            )
+
+        log(f"herd, bare reference: starting {cases} workflows due at {due:%H:%M:%S} UTC")
+        errors = await bounded(ids, start, RAISE_CONCURRENCY)
+        if errors:
+            result.notes.append(f"bare reference: {len(errors)} starts failed: {errors[0]!r}")
+        if datetime.now(UTC) > due - timedelta(seconds=1):
+            result.notes.append("bare reference: the starts ran past the instant")
+        while datetime.now(UTC) < due - timedelta(seconds=1):
+            await asyncio.sleep(0.05)
+        meter = CpuMeter(procs, server)
+        expected = cases - len(errors)
+        deadline = due + timedelta(seconds=30 if quick else 180)
+        count = 0
+        while datetime.now(UTC) < deadline:
+            with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+                count = int(conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+            if count >= expected:
+                break
+            await asyncio.sleep(0.25)
+        meter.stop()
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            rows = conn.execute("SELECT due_at, created_at FROM alerts").fetchall()
+        late = [
+            (datetime.fromisoformat(c) - datetime.fromisoformat(d)).total_seconds() for d, c in rows
+        ]
+        total, per_alert, types = await _history_events(client, _sample(ids, quick), due)
+    finally:
+        for w in procs:
+            w.stop()
+    for i, w in enumerate(procs):
+        worker_trouble(result, w, f"bare worker {i + 1}" if workers > 1 else "bare worker")
+    lost = expected - len(rows)
+    result.add("bare: alerts expected", expected)
+    result.add("bare: lateness p50", percentile(late, 50), "s")
+    result.add("bare: lateness p99", percentile(late, 99), "s")
+    drain = Drain(len(rows), max(late) if late else None, None)
+    result.add("bare: last alert written after", drain.seconds, "s")
+    result.add("bare: alerts per second while draining", drain.rate, "/s")
+    result.add("bare: lost", lost, goal="0", met=lost == 0)
+    drain.cpu_per_alert = _cpu_figures(result, "bare", meter, len(rows))
+    result.add("bare: history events per alert (from the timer firing)", per_alert, "events")
+    result.add("bare: history events per workflow", total, "events")
+    result.params["bare_event_types_per_alert"] = types
+    return drain
+
+
+# --------------------------------------------------------------------------- the case herd
+
+
+async def _run(workdir: Path, cases: int, quick: bool, persist: bool, workers: int) -> BenchResult:
     # Targets well past the end of the benchmark, so no target-exceeded alert competes with
     # the ambers being measured: the spread ambers fall 2 minutes (quick: 1) after a case
-    # opens, the burst ambers 1 minute after the window opens.
+    # opens, the burst ambers 1 minute after the window opens. Minutes are the smallest unit
+    # of a target, so the case herd cannot take less than a minute: --quick shortens every
+    # wait around it (and lets the spread and burst ambers overlap).
     spread_target = 30
     spread_amber = spread_target - (1 if quick else 2)
     burst_target, burst_amber = 10, 9
-    settle = 10 if quick else 30
-    max_drain = 60 if quick else 180
-    open_window = max(20.0, cases / OPEN_RATE_GUESS)
+    settle = 2 if quick else 30
+    max_drain = 30 if quick else 180
+    open_window = max(3.0 if quick else 20.0, cases / OPEN_RATE_GUESS)
 
+    suffix = "" if workers == 1 else f" ({workers} worker processes)"
+    result = BenchResult(
+        "herd" if workers == 1 else f"herd-{workers}w",
+        "Alert promptness under a thundering herd" + suffix,
+        params={"cases": cases, "workers": workers, "dev_server_persisted": persist},
+    )
+    result.add("load average (1/5/15 min) at start", load_average())
+    server = dev_server(workdir / "server", persist=persist)
+    try:
+        bare = await bare_herd(
+            result, server, workdir / "bare", cases=cases, workers=workers, quick=quick
+        )
+        engine_drain = await case_herd(
+            result,
+            server,
+            workdir,
+            cases=cases,
+            workers=workers,
+            quick=quick,
+            timeline=(spread_target, spread_amber, burst_target, burst_amber),
+            settle=settle,
+            max_drain=max_drain,
+            open_window=open_window,
+        )
+    finally:
+        server.stop()
+    ratio = engine_drain.rate / bare.rate if engine_drain.rate is not None and bare.rate else None
+    result.add(
+        "drain rate ratio, case burst / bare reference",
+        ratio,
+        goal=f">= {GOAL_RATIO}",
+        met=ratio is not None and ratio >= GOAL_RATIO,
+    )
+    if engine_drain.cpu_per_alert is not None and bare.cpu_per_alert:
+        result.add(
+            "worker CPU per alert, case burst / bare reference",
+            engine_drain.cpu_per_alert / bare.cpu_per_alert,
+        )
+    result.add("load average (1/5/15 min) at end", load_average())
+    return result
+
+
+async def case_herd(
+    result: BenchResult,
+    server: DevServer,
+    workdir: Path,
+    *,
+    cases: int,
+    workers: int,
+    quick: bool,
+    timeline: tuple[int, int, int, int],
+    settle: float,
+    max_drain: float,
+    open_window: float,
+) -> Drain:
+    spread_target, spread_amber, burst_target, burst_amber = timeline
     t_cfg = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     spread_delay = timedelta(minutes=spread_target - spread_amber)
     burst_offset = timedelta(minutes=burst_target - burst_amber)
@@ -192,50 +463,60 @@ async def _run(workdir: Path, cases: int, quick: bool, persist: bool) -> BenchRe
         "burst_amber": burst_amber,
     }
     config = load_and_validate(render_config("herd", workdir / "config", values), today())
-
-    result = BenchResult(
-        "herd",
-        "Alert promptness under a thundering herd",
-        params={
-            "cases": cases,
+    result.params.update(
+        {
             "spread": f"amber {spread_target - spread_amber} min after each case opens",
             "burst_at": burst_at.isoformat(),
             "window_opening": opening.isoformat(),
-            "dev_server_persisted": persist,
             **{k: str(v) for k, v in values.items()},
-        },
+        }
     )
-    server = dev_server(workdir / "server", persist=persist)
     engine, url = store(workdir, config, "bench-herd")
     inbox = Inbox(workdir / "casework.db")
-    worker = worker_process(
-        address=server.address,
-        task_queue="bench-herd",
-        database_url=url,
-        log_file=workdir / "worker.log",
-    )
+    procs: list[WorkerProcess] = []
+    stamp = t_cfg.strftime("%H%M%S")
+    refs = [f"HERD-{stamp}-{i:05d}" for i in range(cases)]
     try:
-        worker.start()
+        procs = _workers(
+            workers,
+            lambda i: worker_process(
+                address=server.address,
+                task_queue="bench-herd",
+                database_url=url,
+                log_file=workdir / f"worker-{i}.log",
+            ),
+        )
+        idle_rss = sum(w.rss_mb() or 0.0 for w in procs)
         client = await case_client(server.address, "bench-herd")
-        stamp = t_cfg.strftime("%H%M%S")
 
-        async def raise_one(i: int) -> None:
-            await client.raise_case(
-                RaiseCase(reference=f"HERD-{stamp}-{i:05d}", topic=TOPIC, raised_by=RAISED_BY)
-            )
+        async def raise_one(ref: str) -> None:
+            await client.raise_case(RaiseCase(reference=ref, topic=TOPIC, raised_by=RAISED_BY))
 
         log(f"herd: raising {cases} cases; burst at {burst_at:%H:%M:%S} UTC")
         t0 = time.monotonic()
-        errors = await bounded(range(cases), raise_one, RAISE_CONCURRENCY)
+        errors = await bounded(refs, raise_one, RAISE_CONCURRENCY)
         accepted = time.monotonic() - t0
         opened = 0
         while opened < cases - len(errors) and datetime.now(UTC) < opening:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.1 if quick else 0.25)
             opened = inbox.scalar("SELECT COUNT(*) FROM cases")
         opened_in = time.monotonic() - t0
+        open_rss = sum(w.rss_mb() or 0.0 for w in procs)
         result.add("cases raised (accepted by the server)", cases - len(errors))
         result.add("raise rate, accepted by the server", (cases - len(errors)) / accepted, "/s")
         result.add("open rate, pinned and recorded by the worker", opened / opened_in, "/s")
+        result.add(
+            "worker resident memory (VmRSS), idle / cases open",
+            f"{idle_rss:.0f} / {open_rss:.0f} MiB",
+        )
+        per_case = (open_rss - idle_rss) * 1024 / opened if opened else None
+        result.add(
+            "worker memory per cached case (VmRSS growth / cases open)",
+            per_case,
+            "KiB",
+            goal=f"<= {GOAL_KIB_PER_CASE} KiB",
+            met=per_case is not None and per_case <= GOAL_KIB_PER_CASE,
+        )
         if errors:
             result.notes.append(f"{len(errors)} raises failed, e.g. {errors[0]!r}")
         log(f"herd: {opened} opened in {opened_in:.0f} s; waiting for the ambers")
@@ -246,14 +527,13 @@ async def _run(workdir: Path, cases: int, quick: bool, persist: bool) -> BenchRe
         )
         burst_due = opening + timedelta(minutes=burst_target)
         meter: CpuMeter | None = None
-        shares: dict[str, float] = {}
         burst_expected = 0
         deadline = burst_at + timedelta(seconds=max_drain)
         while datetime.now(UTC) < deadline:
             inbox.poll()
             now = datetime.now(UTC)
             if meter is None and now >= burst_at - timedelta(seconds=1):
-                meter = CpuMeter(worker, server)
+                meter = CpuMeter(procs, server)
                 # Cases that opened after the window opened are not part of the burst.
                 burst_expected = inbox.due_at_count("burst-check", burst_due)
             amber = [r for r in inbox.rows if r.indicator == "amber"]
@@ -262,18 +542,23 @@ async def _run(workdir: Path, cases: int, quick: bool, persist: bool) -> BenchRe
                 1 for r in amber if r.task == "burst-check" and r.indicator_at == burst_at
             )
             if meter is not None and n_burst >= burst_expected and n_spread >= spread_expected:
-                shares = meter.shares()
                 break
             await asyncio.sleep(0.25)
-        if meter is not None and not shares:
-            shares = meter.shares()
+        if meter is not None:
+            meter.stop()
         inbox.poll()
         doubled = inbox.doubled()
-        worker_trouble(result, worker)
+        burst_refs = {r.case for r in inbox.rows if r.task == "burst-check"}
+        sample = _sample([r for r in refs if r in burst_refs], quick)
+        total, per_alert, types = await _history_events(
+            client.client, [case_workflow_id(r) for r in sample], burst_at
+        )
     finally:
-        worker.stop()
-        server.stop()
+        for w in procs:
+            w.stop()
         engine.dispose()
+    for i, w in enumerate(procs):
+        worker_trouble(result, w, f"worker {i + 1}" if workers > 1 else "worker")
 
     amber = [r for r in inbox.rows if r.indicator == "amber"]
     spread = [r for r in amber if r.task == "spread-check"]
@@ -283,19 +568,28 @@ async def _run(workdir: Path, cases: int, quick: bool, persist: bool) -> BenchRe
     lateness_figures(result, "spread", spread, spread_expected)
     lateness_figures(result, "burst", burst, burst_expected)
     result.add("alerts doubled (all inbox rows)", doubled, goal="0", met=doubled == 0)
+    drain = Drain(len(burst), None, None)
     if burst:
-        drain = max(r.created_at for r in burst) - burst_at
-        result.add("burst: last alert written after", drain.total_seconds(), "s")
-        result.add(
-            "burst: alerts per second while draining",
-            len(burst) / max(drain.total_seconds(), 1e-3),
-            "/s",
-        )
-    if shares:
-        result.add(
-            "burst: cores used (worker / dev server / bench)",
-            " / ".join(f"{shares[k]:.2f}" for k in ("worker", "dev_server", "benchmark")),
-        )
+        drain.seconds = (max(r.created_at for r in burst) - burst_at).total_seconds()
+        result.add("burst: last alert written after", drain.seconds, "s")
+        result.add("burst: alerts per second while draining", drain.rate, "/s")
+    if meter is not None:
+        drain.cpu_per_alert = _cpu_figures(result, "burst", meter, len(burst))
+    result.add(
+        "burst: history events per alert (from the timer firing)",
+        per_alert,
+        "events",
+        goal=f"<= {GOAL_EVENTS_PER_ALERT}",
+        met=per_alert is not None and per_alert <= GOAL_EVENTS_PER_ALERT,
+    )
+    fired_per_case = 2  # the spread amber and the burst amber
+    result.add(
+        "case: whole history events / alerts fired",
+        total / fired_per_case if total is not None else None,
+        "events",
+    )
+    result.params["case_event_types_per_alert"] = types
+    result.params["history_sample"] = len(sample)
     late_openers = opened - burst_expected
     if late_openers > 0:
         result.notes.append(
@@ -304,13 +598,22 @@ async def _run(workdir: Path, cases: int, quick: bool, persist: bool) -> BenchRe
         )
     if others:
         result.notes.append(f"{len(others)} other alerts (not counted)")
-    return result
+    return drain
 
 
 def run(
-    workdir: Path, *, cases: int = 2000, quick: bool = False, persist: bool = False
+    workdir: Path,
+    *,
+    cases: int = 2000,
+    quick: bool = False,
+    persist: bool = False,
+    workers: int = 1,
 ) -> BenchResult:
-    """Raise `cases` herd cases and measure the lateness of their ambers."""
+    """The bare reference herd, then `cases` herd cases, on one dev server and `workers`
+    worker processes each; the lateness and drain of their alerts."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cap = cases / OPEN_RATE_GUESS + 1200  # the timeline is under 10 minutes past the raise
-    return asyncio.run(asyncio.wait_for(_run(workdir, cases, quick, persist), cap))
+    cap = 2 * cases / OPEN_RATE_GUESS + 1200  # the timeline is under 10 minutes past the raise
+    t0 = time.monotonic()
+    result = asyncio.run(asyncio.wait_for(_run(workdir, cases, quick, persist, workers), cap))
+    result.seconds = time.monotonic() - t0
+    return result
