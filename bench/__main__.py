@@ -50,6 +50,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="herd: worker processes, or a comma-separated list to run the herd once for "
         "each (e.g. 1,2); the bare reference runs on as many as the cases",
     )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="herd: record the worker processes with py-spy into this folder (collapsed "
+        "stacks; summarise with python -m bench.profile_report FOLDER)",
+    )
     p.add_argument("--scale-cases", type=int, default=None)
     p.add_argument(
         "--scale-budget",
@@ -97,6 +104,7 @@ def main(argv: list[str]) -> int:
                 quick=args.quick,
                 persist=args.persist,
                 workers=n,
+                profile=args.profile / f"{n}w" if args.profile else None,
             )
             for n in counts
         ],

@@ -18,6 +18,8 @@ import asyncio
 import json
 import os
 import platform
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -473,3 +475,64 @@ def write_docs(payload: dict[str, Any], path: Path = DOCS) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(SKELETON.format(block=block))
     return path
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+class Profiler:
+    """py-spy attached to running worker processes for a stretch of a benchmark, writing
+    collapsed stacks (`--format raw`, one line per stack with its sample count) that
+    bench/profile_report.py summarises. Sampling does not pause the process
+    (`--nonblocking`); only Python frames are seen (the SDK's Rust core threads are not).
+    With `gil` (the default) only the thread holding the GIL is sampled: a worker process
+    is bound by its GIL, so that is where its Python CPU goes; threads waiting for the GIL
+    or for SQLite's write lock are left out. Nothing happens when `folder` is None or py-spy
+    is not installed."""
+
+    def __init__(self, folder: Path | None, rate: int = 100, *, gil: bool = True) -> None:
+        self.folder = folder
+        self.rate = rate
+        self.gil = gil
+        self._procs: list[subprocess.Popen[bytes]] = []
+        exe = Path(sys.executable).parent / "py-spy"
+        self.exe = str(exe) if exe.exists() else shutil.which("py-spy")
+
+    def start(self, label: str, workers: Sequence[WorkerProcess]) -> None:
+        if self.folder is None or self.exe is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for i, w in enumerate(workers):
+            out = self.folder / f"{label}-w{i + 1}.txt"
+            self._procs.append(
+                subprocess.Popen(
+                    [
+                        self.exe,
+                        "record",
+                        "--pid",
+                        str(w.pid),
+                        "--rate",
+                        str(self.rate),
+                        "--format",
+                        "raw",
+                        "--nonblocking",
+                        *(["--gil"] if self.gil else []),
+                        "--output",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=(self.folder / f"{label}-w{i + 1}.log").open("wb"),
+                )
+            )
+
+    def stop(self) -> None:
+        """SIGINT: py-spy writes what it sampled and exits."""
+        for p in self._procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in self._procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self._procs = []

@@ -47,6 +47,7 @@ from bench.bare_herd import create_schema as create_bare_schema
 from bench.common import (
     BenchResult,
     CpuMeter,
+    Profiler,
     bounded,
     case_client,
     dev_server,
@@ -191,6 +192,44 @@ def lateness_figures(result: BenchResult, label: str, rows: list[Row], expected:
 # --------------------------------------------------------------------------- shared
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """The two checks' targets and ambers (minutes; None: no amber, the measured alert is
+    then the target exceeded)."""
+
+    spread_target: int
+    spread_amber: int | None
+    burst_target: int
+    burst_amber: int | None
+
+    @property
+    def indicator(self) -> str:
+        return "target_exceeded" if self.spread_amber is None else "amber"
+
+    @property
+    def spread_delay(self) -> timedelta:
+        return timedelta(minutes=self.spread_target - (self.spread_amber or 0))
+
+    @property
+    def burst_delay(self) -> timedelta:
+        return timedelta(minutes=self.burst_target - (self.burst_amber or 0))
+
+    def values(self) -> dict[str, object]:
+        """The placeholders of bench/bench_config/herd/task_definitions.yaml."""
+        return {
+            "spread_target": self.spread_target,
+            "spread_amber": _amber(self.spread_amber),
+            "burst_target": self.burst_target,
+            "burst_amber": _amber(self.burst_amber),
+        }
+
+
+def _amber(minutes: int | None) -> str:
+    if minutes is None:
+        return ""
+    return f", amber: {{unit: minutes, amount: {minutes}}}, amber_escalation: task-owner"
+
+
 def _workers(n: int, make: Callable[[int], WorkerProcess]) -> list[WorkerProcess]:
     """`n` worker processes, started one after the other (each waits until it polls)."""
     started: list[WorkerProcess] = []
@@ -298,6 +337,7 @@ async def bare_herd(
     cases: int,
     workers: int,
     quick: bool,
+    profiler: Profiler,
 ) -> Drain:
     """`cases` bare workflows (bench/bare_herd.py) that sleep to one instant and write one
     row each, on `workers` worker processes of their own: the reference drain rate."""
@@ -341,6 +381,7 @@ async def bare_herd(
         while datetime.now(UTC) < due - timedelta(seconds=1):
             await asyncio.sleep(0.05)
         meter = CpuMeter(procs, server)
+        profiler.start("bare-burst", procs)
         expected = cases - len(errors)
         deadline = due + timedelta(seconds=30 if quick else 180)
         count = 0
@@ -351,6 +392,7 @@ async def bare_herd(
                 break
             await asyncio.sleep(0.25)
         meter.stop()
+        profiler.stop()
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
             rows = conn.execute("SELECT due_at, created_at FROM alerts").fetchall()
         late = [
@@ -380,15 +422,16 @@ async def bare_herd(
 # --------------------------------------------------------------------------- the case herd
 
 
-async def _run(workdir: Path, cases: int, quick: bool, persist: bool, workers: int) -> BenchResult:
+async def _run(
+    workdir: Path, cases: int, quick: bool, persist: bool, workers: int, profile: Path | None
+) -> BenchResult:
     # Targets well past the end of the benchmark, so no target-exceeded alert competes with
-    # the ambers being measured: the spread ambers fall 2 minutes (quick: 1) after a case
-    # opens, the burst ambers 1 minute after the window opens. Minutes are the smallest unit
-    # of a target, so the case herd cannot take less than a minute: --quick shortens every
-    # wait around it (and lets the spread and burst ambers overlap).
-    spread_target = 30
-    spread_amber = spread_target - (1 if quick else 2)
-    burst_target, burst_amber = 10, 9
+    # the ambers being measured: the spread ambers fall 2 minutes after a case opens, the
+    # burst ambers 1 minute after the window opens. Minutes are the smallest unit of a target
+    # and an amber must be shorter than its target, so an amber cannot fall sooner than a
+    # minute: --quick measures zero targets instead (no amber; the target is exceeded as the
+    # case opens for the spread check, at the window's opening for the burst check).
+    timeline = Timeline(0, None, 0, None) if quick else Timeline(30, 28, 10, 9)
     settle = 2 if quick else 30
     max_drain = 30 if quick else 180
     open_window = max(3.0 if quick else 20.0, cases / OPEN_RATE_GUESS)
@@ -401,9 +444,16 @@ async def _run(workdir: Path, cases: int, quick: bool, persist: bool, workers: i
     )
     result.add("load average (1/5/15 min) at start", load_average())
     server = dev_server(workdir / "server", persist=persist)
+    profiler = Profiler(profile)
     try:
         bare = await bare_herd(
-            result, server, workdir / "bare", cases=cases, workers=workers, quick=quick
+            result,
+            server,
+            workdir / "bare",
+            cases=cases,
+            workers=workers,
+            quick=quick,
+            profiler=profiler,
         )
         engine_drain = await case_herd(
             result,
@@ -412,12 +462,14 @@ async def _run(workdir: Path, cases: int, quick: bool, persist: bool, workers: i
             cases=cases,
             workers=workers,
             quick=quick,
-            timeline=(spread_target, spread_amber, burst_target, burst_amber),
+            timeline=timeline,
             settle=settle,
             max_drain=max_drain,
             open_window=open_window,
+            profiler=profiler,
         )
     finally:
+        profiler.stop()
         server.stop()
     ratio = engine_drain.rate / bare.rate if engine_drain.rate is not None and bare.rate else None
     result.add(
@@ -443,29 +495,25 @@ async def case_herd(
     cases: int,
     workers: int,
     quick: bool,
-    timeline: tuple[int, int, int, int],
+    timeline: Timeline,
     settle: float,
     max_drain: float,
     open_window: float,
+    profiler: Profiler,
 ) -> Drain:
-    spread_target, spread_amber, burst_target, burst_amber = timeline
     t_cfg = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
-    spread_delay = timedelta(minutes=spread_target - spread_amber)
-    burst_offset = timedelta(minutes=burst_target - burst_amber)
+    spread_delay = timeline.spread_delay
+    burst_offset = timeline.burst_delay
+    indicator = timeline.indicator
     # The spread ambers are over by open_window + spread_delay; the burst comes `settle` later.
     burst_at = t_cfg + timedelta(seconds=open_window + settle) + spread_delay
     opening = burst_at - burst_offset
-    values: dict[str, object] = {
-        **window_values(opening),
-        "spread_target": spread_target,
-        "spread_amber": spread_amber,
-        "burst_target": burst_target,
-        "burst_amber": burst_amber,
-    }
+    values: dict[str, object] = {**window_values(opening), **timeline.values()}
     config = load_and_validate(render_config("herd", workdir / "config", values), today())
     result.params.update(
         {
-            "spread": f"amber {spread_target - spread_amber} min after each case opens",
+            "spread": f"{indicator} {spread_delay} after each case opens",
+            "indicator": indicator,
             "burst_at": burst_at.isoformat(),
             "window_opening": opening.isoformat(),
             **{k: str(v) for k, v in values.items()},
@@ -493,6 +541,7 @@ async def case_herd(
             await client.raise_case(RaiseCase(reference=ref, topic=TOPIC, raised_by=RAISED_BY))
 
         log(f"herd: raising {cases} cases; burst at {burst_at:%H:%M:%S} UTC")
+        profiler.start("case-open", procs)
         t0 = time.monotonic()
         errors = await bounded(refs, raise_one, RAISE_CONCURRENCY)
         accepted = time.monotonic() - t0
@@ -501,6 +550,7 @@ async def case_herd(
             await asyncio.sleep(0.1 if quick else 0.25)
             opened = inbox.scalar("SELECT COUNT(*) FROM cases")
         opened_in = time.monotonic() - t0
+        profiler.stop()
         open_rss = sum(w.rss_mb() or 0.0 for w in procs)
         result.add("cases raised (accepted by the server)", cases - len(errors))
         result.add("raise rate, accepted by the server", (cases - len(errors)) / accepted, "/s")
@@ -525,7 +575,7 @@ async def case_herd(
             "SELECT COUNT(*) FROM case_tasks WHERE task_key = 'spread-check' "
             "AND started_at IS NOT NULL"
         )
-        burst_due = opening + timedelta(minutes=burst_target)
+        burst_due = opening + timedelta(minutes=timeline.burst_target)
         meter: CpuMeter | None = None
         burst_expected = 0
         deadline = burst_at + timedelta(seconds=max_drain)
@@ -534,9 +584,10 @@ async def case_herd(
             now = datetime.now(UTC)
             if meter is None and now >= burst_at - timedelta(seconds=1):
                 meter = CpuMeter(procs, server)
+                profiler.start("case-burst", procs)
                 # Cases that opened after the window opened are not part of the burst.
                 burst_expected = inbox.due_at_count("burst-check", burst_due)
-            amber = [r for r in inbox.rows if r.indicator == "amber"]
+            amber = [r for r in inbox.rows if r.indicator == indicator]
             n_spread = sum(1 for r in amber if r.task == "spread-check")
             n_burst = sum(
                 1 for r in amber if r.task == "burst-check" and r.indicator_at == burst_at
@@ -546,6 +597,7 @@ async def case_herd(
             await asyncio.sleep(0.25)
         if meter is not None:
             meter.stop()
+        profiler.stop()
         inbox.poll()
         doubled = inbox.doubled()
         burst_refs = {r.case for r in inbox.rows if r.task == "burst-check"}
@@ -560,12 +612,13 @@ async def case_herd(
     for i, w in enumerate(procs):
         worker_trouble(result, w, f"worker {i + 1}" if workers > 1 else "worker")
 
-    amber = [r for r in inbox.rows if r.indicator == "amber"]
+    amber = [r for r in inbox.rows if r.indicator == indicator]
     spread = [r for r in amber if r.task == "spread-check"]
     burst = [r for r in amber if r.task == "burst-check" and r.indicator_at == burst_at]
     counted = {id(r) for r in spread} | {id(r) for r in burst}
     others = [r for r in inbox.rows if id(r) not in counted]
     lateness_figures(result, "spread", spread, spread_expected)
+    result.add("spread: distinct due instants", len({r.indicator_at for r in spread}))
     lateness_figures(result, "burst", burst, burst_expected)
     result.add("alerts doubled (all inbox rows)", doubled, goal="0", met=doubled == 0)
     drain = Drain(len(burst), None, None)
@@ -582,7 +635,7 @@ async def case_herd(
         goal=f"<= {GOAL_EVENTS_PER_ALERT}",
         met=per_alert is not None and per_alert <= GOAL_EVENTS_PER_ALERT,
     )
-    fired_per_case = 2  # the spread amber and the burst amber
+    fired_per_case = 2  # the spread check's alert and the burst check's
     result.add(
         "case: whole history events / alerts fired",
         total / fired_per_case if total is not None else None,
@@ -608,12 +661,17 @@ def run(
     quick: bool = False,
     persist: bool = False,
     workers: int = 1,
+    profile: Path | None = None,
 ) -> BenchResult:
     """The bare reference herd, then `cases` herd cases, on one dev server and `workers`
-    worker processes each; the lateness and drain of their alerts."""
+    worker processes each; the lateness and drain of their alerts. With `profile`, py-spy
+    records the worker processes (bare burst, case opening, case burst) into that folder.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     cap = 2 * cases / OPEN_RATE_GUESS + 1200  # the timeline is under 10 minutes past the raise
     t0 = time.monotonic()
-    result = asyncio.run(asyncio.wait_for(_run(workdir, cases, quick, persist, workers), cap))
+    result = asyncio.run(
+        asyncio.wait_for(_run(workdir, cases, quick, persist, workers, profile), cap)
+    )
     result.seconds = time.monotonic() - t0
     return result
