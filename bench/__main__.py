@@ -1,9 +1,10 @@
 """`python -m bench`: run the benchmarks, print a table, write JSON, rewrite docs/benchmarks.md.
 
-    python -m bench                          # everything at default sizes (about 12 minutes)
+    python -m bench                          # everything at default sizes (about 20 minutes)
     python -m bench --only herd              # one benchmark (repeat --only for more)
     python -m bench --quick                  # tiny sizes: checks the machinery, not the stack
     python -m bench --herd-cases 2000 --scale-cases 10000 --throughput-seconds 60
+    python -m bench --only herd --workers 1,2 --profile /tmp/prof   # py-spy the workers
 
 docs/benchmarks.md is rewritten after a full run at default or larger sizes (not with
 --quick, not with --only unless --docs is given); --no-docs never writes it.
@@ -46,9 +47,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--herd-cases", type=int, default=None)
     p.add_argument(
         "--workers",
-        default="1",
+        default=None,
         help="herd: worker processes, or a comma-separated list to run the herd once for "
-        "each (e.g. 1,2); the bare reference runs on as many as the cases",
+        "each (default 1,2; --quick: 1); the bare reference runs on as many as the cases",
     )
     p.add_argument(
         "--profile",
@@ -70,7 +71,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def sizes(args: argparse.Namespace) -> dict[str, float]:
     quick = args.quick
     return {
-        "throughput_seconds": args.throughput_seconds or (5 if quick else 60),
+        "throughput_seconds": args.throughput_seconds or (3 if quick else 60),
         "throughput_concurrency": args.throughput_concurrency or (10 if quick else 50),
         "throughput_warmup": 1 if quick else 5,
         "herd_cases": args.herd_cases or (20 if quick else 2000),
@@ -85,7 +86,8 @@ def main(argv: list[str]) -> int:
     size = sizes(args)
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"benchmarks {', '.join(chosen)}; work folder {root}")
-    counts = [int(n) for n in str(args.workers).split(",") if n.strip()]
+    workers = args.workers or ("1" if args.quick else "1,2")
+    counts = [int(n) for n in workers.split(",") if n.strip()]
     runners: dict[str, Callable[[], list[BenchResult]]] = {
         "core": lambda: [core.run(quick=args.quick)],
         "throughput": lambda: [

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from bench.bare_herd import DB_ENV as BARE_DB_ENV
@@ -294,7 +295,7 @@ async def _history_events(
         late = [e for e in history.events if e.event_time.ToDatetime(tzinfo=UTC) >= since]
         totals.append(len(history.events))
         after.append(len(late))
-        types.update(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in late)
+        types.update(_event_name(e) for e in late)
     if not totals:
         return None, None, {}
     n = len(totals)
@@ -303,6 +304,16 @@ async def _history_events(
         statistics.mean(after),
         {k: round(v / n, 2) for k, v in types.most_common()},
     )
+
+
+def _event_name(event: HistoryEvent) -> str:
+    """The event's type; a timed-out workflow task also says which timeout (a sticky queue's
+    schedule-to-start, or start-to-close)."""
+    name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+        kind = event.workflow_task_timed_out_event_attributes.timeout_type
+        name += " " + TimeoutType.Name(kind).removeprefix("TIMEOUT_TYPE_")
+    return name
 
 
 def _sample(ids: Sequence[str], quick: bool) -> list[str]:
@@ -434,7 +445,7 @@ async def _run(
     timeline = Timeline(0, None, 0, None) if quick else Timeline(30, 28, 10, 9)
     settle = 2 if quick else 30
     max_drain = 30 if quick else 180
-    open_window = max(3.0 if quick else 20.0, cases / OPEN_RATE_GUESS)
+    open_window = max(5.0 if quick else 20.0, cases / OPEN_RATE_GUESS)
 
     suffix = "" if workers == 1 else f" ({workers} worker processes)"
     result = BenchResult(

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sqlite3
 import time
@@ -51,6 +52,8 @@ BACKLOG = 400  # raised but not yet opened, at most
 SAMPLES = 5  # cases queried after the restart
 CONFIG_VERSION_TTL = 2.0  # CaseworkActivities caches the configuration version this long
 STALL_SECONDS = 60.0  # no case opened for this long while cases wait: the worker is stuck
+# worker.py's default WORKER_MAX_CACHED_WORKFLOWS (the benchmark leaves it unset).
+CACHE_DEFAULT = int(os.environ.get("WORKER_MAX_CACHED_WORKFLOWS", "1500"))
 EXTRA_TARGET, EXTRA_AMBER = 30, 29  # extra cases: amber 1 minute after they open
 
 
@@ -202,6 +205,15 @@ async def _run(workdir: Path, cases: int, budget: float, quick: bool) -> BenchRe
         result.add("store database (SQLite)", store_bytes / 2**20, "MiB")
         result.add("worker resident memory (VmRSS), idle at start", idle_rss, "MiB")
         result.add("worker resident memory (VmRSS), cases open", rss, "MiB")
+        cached = min(opened, CACHE_DEFAULT)
+        per_case = (rss - idle_rss) * 1024 / cached if rss and idle_rss and cached else None
+        result.add(
+            f"  per cached case (growth / min(open, cache of {CACHE_DEFAULT:,}))",
+            per_case,
+            "KiB",
+            goal="<= 100 KiB",
+            met=per_case is not None and per_case <= 100,
+        )
         running = await client.client.count_workflows("ExecutionStatus = 'Running'")
         result.add("workflows running before the crash", running.count)
 
