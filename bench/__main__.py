@@ -23,7 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import core, herd, scale, throughput
-from bench.common import REPO, BenchResult, log, machine, print_table, write_docs, write_json
+from bench.common import (
+    REPO,
+    BenchResult,
+    load_average,
+    log,
+    machine,
+    print_table,
+    write_docs,
+    write_json,
+)
 
 NAMES = ("core", "throughput", "herd", "scale")
 
@@ -123,14 +132,17 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     for name in chosen:
         t0 = time.monotonic()
+        load_before = load_average()
         try:
             ran = runners[name]()
         except Exception as err:
             traceback.print_exc()
             ran = [BenchResult(name, name, error=f"{type(err).__name__}: {err}")]
         seconds = time.monotonic() - t0
+        load_after = load_average()
         for result in ran:
             result.seconds = result.seconds or seconds / len(ran)
+            result.params.setdefault("load_average", f"{load_before} / {load_after}")
         log(f"{name} done in {seconds:.0f} s")
         results.extend(ran)
     total = time.monotonic() - started

@@ -416,7 +416,9 @@ def render_results(payload: dict[str, Any]) -> str:
             lines.append(f"- {note}")
         if r.get("notes"):
             lines.append("")
-        lines += [f"Ran for {r['seconds']:.0f} s.", ""]
+        load = r.get("params", {}).get("load_average")
+        where = f" Load average (1/5/15 min) before / after: {load}." if load else ""
+        lines += [f"Ran for {r['seconds']:.0f} s.{where}", ""]
 
     measured = {
         label: [_figure(payload, "herd", f"{label}: lateness {q}") for q in ("p50", "p99", "max")]

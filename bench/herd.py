@@ -4,9 +4,9 @@
 timed checks that start when the case opens:
 
 - "spread": a 30-minute target with a 28-minute amber on the 24x7 calendar. Its amber falls
-  2 minutes after the case opened, so the ambers of all the cases (raised as fast as the
-  stack takes them, within a minute or two) fall due within that same window: the herd
-  arrives at the rate the cases were raised.
+  2 minutes after the case opened, counted from the start of the minute the case opened in
+  (DOMAIN "Precision"), so the ambers fall on the minute boundaries two minutes after the
+  raise: one burst per minute of openings, not a trickle ("spread: distinct due instants").
 - "burst": a 10-minute target with a 9-minute amber on a working calendar whose open hours
   start after every case has opened. Minutes on a working calendar count open time only, so
   every case's amber falls due at the same instant (opening + 1 minute). This is the herd a
@@ -19,6 +19,13 @@ saw the row committed (polling the store every 0.25 s), the number lost (expecte
 after a generous wait) and doubled (rows per case, task, indicator, occurrence and recipient
 beyond one; the store's unique key should make that impossible). Goal: p99 under 2 s and
 nothing lost or doubled.
+
+Before the cases, on the same dev server, a bare reference herd (bench/bare_herd.py): as many
+workflows that only sleep to one instant and write one row with one activity, on worker
+processes of their own. Reported for both: the drain rate (and the ratio, goal >= 0.8), the
+worker CPU per alert (from /proc, per process), history events per alert (events at or after
+the instant in a sample of histories; goal <= 8 for the cases). With `workers` > 1 both
+herds run on that many worker processes. docs/benchmarks.md describes every figure.
 """
 
 from __future__ import annotations
