@@ -13,14 +13,14 @@ import asyncio
 import concurrent.futures
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import structlog
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import PatchActivationInput, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
@@ -36,6 +36,7 @@ from starter.logs import configure_logging
 from starter.observability import HealthMonitor, ObservabilityServer, ObservabilitySettings, build
 from starter.reconcile import install_schedule, interval_from_env
 from store.db import database_url, make_engine
+from store.directory import DirectoryCache
 from store.migrate import SchemaNotCurrentError
 from store.migrate import check as check_schema
 from store.repository import open_cases_by_sla_status
@@ -48,12 +49,14 @@ log = structlog.get_logger("worker")
 PASSTHROUGH = ("domain", "models", "pydantic", "pydantic_core", "annotated_types")
 
 
-def notifiers(engine: Engine, channels: ChannelSettings | None = None) -> list[Notifier]:
+def notifiers(
+    engine: Engine, channels: ChannelSettings | None = None, staff: DirectoryCache | None = None
+) -> list[Notifier]:
     """The channels alerts go out on, one line each: the inbox (the record and the outbox
     the others deliver from), then any further channel (see `activities.notifiers`): email
     and webhook when their settings are present (`activities.channels.ChannelSettings`)."""
     channels = channels or ChannelSettings.from_env()
-    directory = directory_for(engine)
+    directory = directory_for(staff or DirectoryCache(engine))
     return [
         InboxNotifier(engine),
         *(ChannelNotifier(engine, channel, directory) for channel in channels.channels),
@@ -71,12 +74,20 @@ def build_worker(
     extra_workflows: Sequence[type] = (),
     metrics: CaseMetrics | None = None,
     channels: ChannelSettings | None = None,
+    directory_ttl: float = 1.0,
+    patch_activation_callback: Callable[[PatchActivationInput], bool] | None = None,
 ) -> Worker:
     """A worker for the case workflow and its activities on `task_queue`, and the
     reconciliation (`ReconcileCases`) of its store; `metrics` records the product's metrics
     (activities.metrics); `channels` the email and webhook settings (default: from the
-    environment)."""
-    acts = CaseworkActivities(engine, notifiers=notifiers(engine, channels), metrics=metrics)
+    environment); `directory_ttl`: how stale (seconds) the worker's copy of the staff
+    directory may be for alerts and allocation (a message's check always sees the latest).
+    `patch_activation_callback` (tests): which new `workflow.patched` ids to take, so a test
+    can run a case as the code before a patch did."""
+    staff = DirectoryCache(engine, ttl=directory_ttl)
+    acts = CaseworkActivities(
+        engine, notifiers=notifiers(engine, channels, staff), metrics=metrics, directory=staff
+    )
     reconcile = ReconcileActivities(engine)
     return Worker(
         client,
@@ -97,6 +108,7 @@ def build_worker(
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),
+        patch_activation_callback=patch_activation_callback,
     )
 
 

@@ -1,18 +1,22 @@
 """Who receives an alert: the resolution of an escalation rule against the staff directory.
 
-Pure: the caller passes the current configuration (the latest stored version, so a role's
-membership is as of the alert, not as of the case's start).
+Pure: the caller passes the directory as of the alert (`store.directory.DirectorySnapshot`:
+the members of a role on the day the alert fires, and the disabled accounts), so a role's
+membership is as of the alert, not as of the case's start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Set
+
 from models.case import Owner
-from models.config import Configuration, EscalationRuleConfig, Key
+from models.config import EscalationRuleConfig, Key
 
 
 def alert_recipients(
     rule: EscalationRuleConfig,
-    directory: Configuration,
+    members_of: Callable[[Key], Collection[Key]],
+    disabled: Set[Key],
     *,
     task_owner: Owner | None,
     case_owner: Owner,
@@ -24,12 +28,9 @@ def alert_recipients(
     Disabled users are left out. Absent users are not: the alert waits in their inbox, and
     a rule that must reach someone today names a role. A key the directory does not know is
     kept: an alert to a stale key costs nothing, a missing alert can cost a deadline."""
-    roles = {r.key: r for r in directory.roles}
-    disabled = {u.key for u in directory.users if u.disabled}
 
     def members(role: Key) -> set[Key]:
-        found = roles.get(role)
-        return set(found.members) if found is not None else set()
+        return set(members_of(role))
 
     def owned_by(owner: Owner) -> set[Key]:
         return {owner.key} if owner.kind == "user" else members(owner.key)

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from models.activities import AllocateInput, AllocateResult
 from models.case import Owner
-from models.config import AllocationRuleConfig, Configuration, Key, RoleConfig, UserConfig
+from models.config import AllocationRuleConfig, Key, RoleConfig, UserConfig
 from store.repository import (
     AllocationAnswer,
     lock_role,
@@ -210,10 +210,15 @@ RULE_KINDS: dict[str, KindRule] = {
 
 
 def allocate(
-    session: Session, directory: Configuration, request: AllocateInput, now: datetime
+    session: Session,
+    users: Mapping[Key, UserConfig],
+    roles: Mapping[Key, RoleConfig],
+    request: AllocateInput,
+    now: datetime,
 ) -> AllocateResult:
     """Answer every allocation request of `request` inside the caller's transaction, reading
-    users and roles from `directory` (the latest configuration) and recording each answer."""
+    `users` (the staff directory now: disabled, absences) and `roles` (the configuration's
+    roles with their directory members on `request.on`), and recording each answer."""
     # Lock the round-robin rows of every role a strategy chooses in, in key order (no
     # deadlocks), before reading the answers already given: a concurrent retry then sees
     # this one's answers, and choices among one role's members are serialised whatever the
@@ -227,8 +232,8 @@ def allocate(
     stored = stored_allocations(session, request.case_reference, request.purpose, targets)
 
     known = Directory(
-        users={u.key: u for u in directory.users},
-        roles={r.key: r for r in directory.roles},
+        users=users,
+        roles=roles,
         on=request.on,
         raised_by=request.raised_by,
     )

@@ -24,6 +24,7 @@ from activities.alert_recipients import alert_recipients
 from activities.metrics import CaseMetrics
 from activities.notifiers import InboxNotifier, Notifier
 from domain.case_definition import DefinitionError, build_case_definition
+from domain.planner import local_date
 from models.activities import (
     Alert,
     AlertInput,
@@ -35,7 +36,9 @@ from models.activities import (
 )
 from models.config import Configuration
 from models.definition import CaseDefinition
+from models.directory import DirectoryFacts, DirectoryQuery
 from store import repository
+from store.directory import DirectoryCache
 from store.repository import NO_CONFIGURATION, NoConfigurationError
 
 log = structlog.get_logger("activities")
@@ -59,10 +62,15 @@ class CaseworkActivities:
         *,
         notifiers: Sequence[Notifier] | None = None,
         metrics: CaseMetrics | None = None,
+        directory_ttl: float = 1.0,
+        directory: DirectoryCache | None = None,
     ) -> None:
         self._engine = engine
         # The product's metrics (activities.metrics); None records none (tests, benchmarks).
         self._metrics = metrics
+        # The staff directory, live: re-checked at most every `directory_ttl` seconds (one
+        # indexed read of its version) and reloaded when it changed (`store.directory`).
+        self.directory = directory or DirectoryCache(engine, ttl=directory_ttl)
         self._inbox, self._channels = _inbox_first(
             notifiers if notifiers is not None else [InboxNotifier(engine)]
         )
@@ -88,7 +96,13 @@ class CaseworkActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for the worker."""
-        return [self.pin_definition, self.allocate, self.send_alert, self.record_case]
+        return [
+            self.pin_definition,
+            self.allocate,
+            self.send_alert,
+            self.record_case,
+            self.directory_facts,
+        ]
 
     def latest_configuration(self) -> tuple[int, Configuration]:
         """The configuration in force (one cheap query; the parsed document is cached)."""
@@ -130,9 +144,12 @@ class CaseworkActivities:
 
     @activity.defn(name="allocate")
     def allocate(self, input: AllocateInput) -> AllocateResult:
-        """Owners for the case and/or tasks (see `activities.allocation`), against the latest
-        configuration's users and roles. A retry returns the answers already given."""
-        _, directory = self.latest_configuration()
+        """Owners for the case and/or tasks (see `activities.allocation`), against the staff
+        directory now and the latest configuration's roles. A retry returns the answers
+        already given."""
+        _, config = self.latest_configuration()
+        snapshot = self.directory.snapshot()
+        users, roles = snapshot.users(), snapshot.roles(config.roles, input.on)
         now = datetime.now(UTC)
         with Session(self._engine) as session, session.begin():
             if input.first_run_id is not None and not repository.claim_reference(
@@ -145,7 +162,7 @@ class CaseworkActivities:
                     type="reference_in_use",
                     non_retryable=True,
                 )
-            result = allocation.allocate(session, directory, input, now)
+            result = allocation.allocate(session, users, roles, input, now)
         log.info(
             "allocated",
             case=input.case_reference,
@@ -160,9 +177,14 @@ class CaseworkActivities:
         """Alert the recipients of `input.rule` (see `activities.alert_recipients`): one inbox
         row each, insert-if-absent on (case, task, indicator, occurrence, recipient), then
         the same alert to every other notifier. A retry never alerts anyone twice."""
-        _, directory = self.latest_configuration()
+        snapshot = self.directory.snapshot()
+        on = input.on or local_date(input.indicator_at)
         recipients = alert_recipients(
-            input.rule, directory, task_owner=input.task_owner, case_owner=input.case_owner
+            input.rule,
+            lambda role: snapshot.members_of(role, on),
+            snapshot.disabled(),
+            task_owner=input.task_owner,
+            case_owner=input.case_owner,
         )
         alert = Alert.of(input, recipients)
         # The inbox first: it is the record the other channels deliver from.
@@ -184,6 +206,14 @@ class CaseworkActivities:
             **({"notified": notified} if notified else {}),
         )
         return AlertResult(recipients=recipients, created=created)
+
+    @activity.defn(name="directory_facts")
+    def directory_facts(self, input: DirectoryQuery) -> DirectoryFacts:
+        """The directory facts a message's check needs (run as a local activity by the case):
+        for each key asked about, disabled or not, roles and absence on `input.on`. Read from
+        the worker's copy after one read of the directory's version (reloaded only when it
+        moved), so a change committed before the message was sent is always seen."""
+        return self.directory.snapshot(fresh=True).facts(input.keys, input.on)
 
     @activity.defn(name="record_case")
     def record_case(self, input: CaseRecord) -> None:

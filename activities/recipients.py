@@ -1,14 +1,13 @@
 """How to reach a member of staff: the one place alert channels look people up.
 
 Every lookup the channels make (email address, which channels, the digest time, the name an
-alert greets them by) goes through `RecipientDirectory.contact`. Today the directory is the
-configuration's `users` section (`ConfigDirectory`); a directory kept in the store replaces
-it by implementing the same one method and being returned by `directory_for`.
+alert greets them by) goes through `RecipientDirectory.contact`, answered from the live staff
+directory in the store (`store.directory`: `staff add --email --channels --digest-at`, or the
+import's columns), so a changed address or preference applies to the next alert.
 """
 
 from __future__ import annotations
 
-import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
@@ -16,8 +15,8 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from models.config import Channel, Configuration, Key
-from store import repository
+from models.config import CHANNELS, Channel, Key
+from store.directory import DirectoryCache, DirectorySnapshot
 
 
 @dataclass(frozen=True)
@@ -40,50 +39,39 @@ class RecipientDirectory(Protocol):
         ...
 
 
-class ConfigDirectory:
-    """The staff directory of a configuration."""
+class StaffDirectoryContacts:
+    """Contacts from a snapshot of the live staff directory (`store.directory`)."""
 
-    def __init__(self, config: Configuration) -> None:
-        self._users = {u.key: u for u in config.users}
+    def __init__(self, snapshot: DirectorySnapshot) -> None:
+        self._staff = snapshot.staff
 
     def contact(self, user_key: Key) -> Contact | None:
-        user = self._users.get(user_key)
-        if user is None:
+        member = self._staff.get(user_key)
+        if member is None:
             return None
         return Contact(
-            key=user.key,
-            display_name=user.display_name,
-            email=user.email,
-            channels=frozenset(user.channels),
-            digest_at=user.digest_at,
-            disabled=user.disabled,
+            key=member.key,
+            display_name=member.display_name,
+            email=member.email,
+            channels=frozenset(c for c in CHANNELS if c in member.alert_channels()),
+            digest_at=member.digest_time(),
+            disabled=member.disabled,
         )
 
 
-def directory_for(engine: Engine, ttl: float = 2.0) -> Callable[[], RecipientDirectory]:
-    """The directory to consult for each batch of alerts, from the store behind `engine`:
-    today the configuration in force. Which version is in force is read at most every `ttl`
-    seconds (every alert asks; on SQLite each read queues for the write lock); a stored
-    configuration never changes, so the parsed one is kept per version."""
-    cache: dict[int, ConfigDirectory] = {}
-    checked: list[tuple[float, int | None]] = []
-
-    def version_in_force() -> int | None:
-        now = clock.monotonic()
-        if checked and now - checked[0][0] < ttl:
-            return checked[0][1]
-        version = repository.latest_configuration_version(engine)
-        checked[:] = [(now, version)]
-        return version
+def directory_for(staff: DirectoryCache | Engine) -> Callable[[], RecipientDirectory]:
+    """The directory to consult for each batch of alerts: the worker's copy of the live staff
+    directory (`DirectoryCache`, re-checked at most every ttl seconds, so a herd of alerts
+    costs no reads), as it is when the alert goes out."""
+    cache = staff if isinstance(staff, DirectoryCache) else DirectoryCache(staff)
+    built: dict[int, StaffDirectoryContacts] = {}
 
     def current() -> RecipientDirectory:
-        version = version_in_force()
-        if version is None:
-            raise repository.NoConfigurationError(repository.NO_CONFIGURATION)
-        found = cache.get(version)
+        snapshot = cache.snapshot()
+        found = built.get(snapshot.version)
         if found is None:
-            cache.clear()
-            found = cache[version] = ConfigDirectory(repository.configuration(engine, version))
+            built.clear()
+            found = built[snapshot.version] = StaffDirectoryContacts(snapshot)
         return found
 
     return current

@@ -53,6 +53,7 @@ from bench.common import (
     percentile,
     print_table,
     render_config,
+    seed_staff,
     today,
     worker_process,
     write_json,
@@ -274,6 +275,7 @@ def run_scenario(
         engine = make_engine(worker_url)
         create_schema(engine)
         save_configuration(engine, config, source=f"chaos-{name}")
+        seed_staff(engine)
         engine.dispose()
         inbox = Inbox(reader_url)
         server = start_dev_server(workdir=workdir / "server", persist=True)

@@ -259,13 +259,29 @@ def file_size(path: Path) -> int:
     return total
 
 
-def store(workdir: Path, config: Configuration, source: str) -> tuple[Engine, str]:
-    """A fresh SQLite store in `workdir` with `config` in force."""
+def store(
+    workdir: Path, config: Configuration, source: str, staff: Path | None = None
+) -> tuple[Engine, str]:
+    """A fresh SQLite store in `workdir` with `config` in force and the staff of `staff`
+    (a CSV export; default the herd's, bench/bench_config/herd/staff.csv) in its directory."""
     url = f"sqlite:///{workdir / 'casework.db'}"
     engine = make_engine(url)
     create_schema(engine)
     save_configuration(engine, config, source=source)
+    seed_staff(engine, staff)
     return engine, url
+
+
+# The staff of config/sample (for the benchmarks that run on it).
+SAMPLE_STAFF = REPO / "config" / "sample" / "staff.csv"
+
+
+def seed_staff(engine: Engine, staff: Path | None = None) -> None:
+    """Staff from a CSV export (default bench/bench_config/herd/staff.csv) in the directory of
+    `engine`."""
+    from store.directory import import_file
+
+    import_file(engine, staff or BENCH_CONFIG / "herd" / "staff.csv", by="bench")
 
 
 def render_config(template: str, dest: Path, values: dict[str, Any]) -> Path:

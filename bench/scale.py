@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.common import (
     REPO,
+    SAMPLE_STAFF,
     BenchResult,
     case_client,
     dev_server,
@@ -155,7 +156,7 @@ async def _run(workdir: Path, cases: int, budget: float, quick: bool) -> BenchRe
     sample_config = load_and_validate(REPO / "config" / "sample", today())
     server = dev_server(workdir / "server", persist=True)
     assert server.db_file is not None
-    engine, url = store(workdir, sample_config, "sample")
+    engine, url = store(workdir, sample_config, "sample", SAMPLE_STAFF)
     db = workdir / "casework.db"
     log_file = workdir / "worker.log"
     worker = worker_process(

@@ -38,6 +38,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from bench.common import (
     REPO,
+    SAMPLE_STAFF,
     BenchResult,
     CpuMeter,
     case_client,
@@ -280,7 +281,7 @@ async def _run(
     config = reference_configuration()
     tasks = path_order(config)
     server = dev_server(workdir / "server", persist=persist)
-    engine, url = store(workdir, config, "bench-reference")
+    engine, url = store(workdir, config, "bench-reference", SAMPLE_STAFF)
     try:
         # (a) the trivial workflow, its own worker process.
         trivial_queue = "bench-trivial"

@@ -60,6 +60,7 @@ from models.config import (
     CalendarConfig,
     Configuration,
     EscalationRuleConfig,
+    PermissionConfig,
     ReasonConfig,
     RoleConfig,
     TaskDefinitionConfig,
@@ -81,6 +82,7 @@ _ITEM_MODELS: dict[str, type[BaseModel]] = {
     "topics": TopicConfig,
     "reasons": ReasonConfig,
     "alert_templates": AlertTemplateConfig,
+    "permissions": PermissionConfig,
 }
 assert set(_ITEM_MODELS) == set(CONFIG_FILES) == set(Configuration.model_fields)
 
@@ -426,7 +428,9 @@ def _read_items(
     failed: set[str] = set()
     for index, raw in enumerate(data):
         fields = raw if isinstance(raw, dict) else {}
-        label = item_label(section, fields.get("key"), fields.get("version"), index)
+        # A permission row is named by its message.
+        named = fields.get("message") if section == "permissions" else fields.get("key")
+        label = item_label(section, named, fields.get("version"), index)
         item_node = item_nodes[index] if index < len(item_nodes) else None
         if item_node is not None:
             loaded.lines.setdefault((section, label), item_node.start_mark.line + 1)

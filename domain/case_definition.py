@@ -131,10 +131,17 @@ def build_case_definition(
         # find its rule missing from the pin.
         escalation_rules={r.key: r for r in config.escalation_rules},
         allocation_rules={r.key: r for r in config.allocation_rules},
+        # Staff are in the live directory (`models.directory`); a configuration stored before
+        # it may still list them, and they are pinned as before (unused by the live checks).
         users={u.key: u for u in config.users},
         roles={r.key: r for r in config.roles},
         reasons=config.reason_lists(),
         rules_version=RULES_VERSION,
+        permissions=(
+            {row.message: list(row.grants) for row in config.permissions}
+            if config.permissions
+            else None
+        ),
     )
     size = len(definition.model_dump_json())
     if size > PINNED_DEFINITION_MAX_BYTES:
@@ -162,6 +169,7 @@ def pinned_definition_sizes(config: Configuration, on: date) -> dict[Key, int]:
         for items in (
             {u.key: u for u in config.users},
             {r.key: r for r in config.roles},
+            {row.message: row.grants for row in config.permissions},
             {r.key: r for r in config.escalation_rules},
             {r.key: r for r in config.allocation_rules},
             # other_task_keys: at most every task key.

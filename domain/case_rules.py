@@ -7,10 +7,15 @@ signal handler (refused in the audit trail); the change itself is `domain.planne
 
 Checks run in a fixed order, so a request with several faults is refused for the first:
 the case is open; the actor is a known, enabled user; the task concerned exists; the actor is
-allowed; then the request's own details.
+allowed (the permission table, `domain.permissions`); then the request's own details.
 
-Decisions use only the pinned definition (its `users` and `roles` are the staff directory as
-of the pin) and `now`: pure, so the Temporal workflow sandbox can import this module.
+Every check takes `staff`, the directory facts of the people the message names
+(`models.directory.DirectoryFacts`: the actor, and any user it would make an owner), looked up
+when the message arrives. With `staff=None` a check runs only the parts that depend on the
+case's own state and the pinned rules: the update validator runs it so (it may not do I/O),
+and the handler runs the whole check once the facts are in. Decisions use the pinned
+definition, `now` and the facts given: pure, so the Temporal workflow sandbox can import this
+module.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from datetime import datetime
 
 from domain import planner
 from domain.errors import RequestRefused
+from domain.permissions import check_permitted
 from domain.planner import audit
 from domain.sla_calendar import CalendarRangeError, to_minute
 from models.case import UNFINISHED, CaseState, CaseTask, Owner
-from models.config import STATUTORY_EXTENSION, Key, Permission, ReasonKind
+from models.config import STATUTORY_EXTENSION, Key, ReasonKind
 from models.definition import CaseDefinition
+from models.directory import DirectoryFacts, StaffFacts
 from models.messages import (
     AddTask,
     CancelTask,
@@ -78,6 +85,19 @@ REFUSAL_CODES: tuple[str, ...] = (
 )
 
 
+# The refusals that depend on who the people are (the live staff directory): a case decides
+# them in the message's handler, after looking the people up, so an update refused with one of
+# these was accepted into history and is in the audit trail (the validator refuses the others
+# before anything is written).
+DIRECTORY_REFUSAL_CODES: tuple[str, ...] = (
+    "unknown_actor",
+    "actor_disabled",
+    "not_permitted",
+    "unknown_user",
+    "user_unavailable",
+)
+
+
 def check_request_id(state: CaseState, action: str, req: MessageRequest) -> bool:
     """Whether `req` repeats a request already handled (True: answer it with the current state,
     change nothing). A request id names one request: a repeat with other content (another
@@ -103,18 +123,26 @@ def is_duplicate(state: CaseState, request_id: str) -> bool:
 # --- the four messages ------------------------------------------------------------------------
 
 
-def check_add_task(defn: CaseDefinition, state: CaseState, req: AddTask, now: datetime) -> None:
+def check_add_task(
+    defn: CaseDefinition,
+    state: CaseState,
+    req: AddTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
+) -> None:
     """An optional task of this workflow type, not yet on the case, whose target would not pass
-    the case target; added by the case owner or a role with add_task_any_case."""
+    the case target; added by whoever the permission table's add_task rule allows."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
-    if not (
-        _acts_as(defn, req.actor, state.owner) or _permitted(defn, req.actor, "add_task_any_case")
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {req.actor!r} may not add tasks to case {state.reference}: only the case "
-            f"owner ({state.owner}) or a role with add_task_any_case may",
+    actor = _check_actor(staff, req.actor)
+    if actor is not None:
+        check_permitted(
+            defn,
+            "add_task",
+            actor,
+            case_owner=state.owner,
+            task_owner=None,
+            has_task=False,
+            what=f"add tasks to case {state.reference}",
         )
     _check_known(defn, req.task)
     existing = state.task(req.task)
@@ -126,35 +154,38 @@ def check_add_task(defn: CaseDefinition, state: CaseState, req: AddTask, now: da
         )
     _check_optional(defn, req.task)
     if req.owner is not None:
-        _check_owner(defn, req.owner, now)
+        _check_owner(defn, req.owner, now, staff)
     _check_within_case_target(defn, state, req.task, now)
 
 
 def check_reassign_task(
-    defn: CaseDefinition, state: CaseState, req: ReassignTask, now: datetime
+    defn: CaseDefinition,
+    state: CaseState,
+    req: ReassignTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
 ) -> None:
     """A task on the case, not finished, to a known and available user or a known role other
-    than its current owner; by the case owner, the task's owner, or reassign_any_task."""
+    than its current owner; by whoever the reassign_task rule allows."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
+    actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    if not (
-        _acts_as(defn, req.actor, state.owner)
-        or (task.owner is not None and _acts_as(defn, req.actor, task.owner))
-        or _permitted(defn, req.actor, "reassign_any_task")
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {req.actor!r} may not reassign task {req.task!r}: only the case owner "
-            f"({state.owner}), the task owner ({task.owner or 'none'}) or a role with "
-            "reassign_any_task may",
+    if actor is not None:
+        check_permitted(
+            defn,
+            "reassign_task",
+            actor,
+            case_owner=state.owner,
+            task_owner=task.owner,
+            has_task=True,
+            what=f"reassign task {req.task!r}",
         )
     if task.status in ("completed", "cancelled"):
         raise RequestRefused(
             "task_finished",
             f"task {req.task!r} is {task.status}; only an unfinished task can be reassigned",
         )
-    _check_owner(defn, req.to, now)
+    _check_owner(defn, req.to, now, staff)
     if task.owner == req.to:
         raise RequestRefused(
             "same_owner", f"task {req.task!r} is already owned by {req.to}; nothing to reassign"
@@ -162,14 +193,26 @@ def check_reassign_task(
 
 
 def check_complete_task(
-    defn: CaseDefinition, state: CaseState, req: CompleteTask, now: datetime
+    defn: CaseDefinition,
+    state: CaseState,
+    req: CompleteTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
 ) -> None:
-    """An open task on the case; by its owner (or a member of the owning role), the case owner,
-    or a role with complete_any_task."""
+    """An open task on the case; by whoever the complete_task rule allows."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
+    actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    _check_task_permission(defn, state, req.actor, task, "complete", "complete_any_task")
+    if actor is not None:
+        check_permitted(
+            defn,
+            "complete_task",
+            actor,
+            case_owner=state.owner,
+            task_owner=task.owner,
+            has_task=True,
+            what=f"complete task {req.task!r}",
+        )
     held_open = task.hold is not None and task.hold.resume == "open"
     if task.status != "open" and not held_open:
         raise RequestRefused(
@@ -199,33 +242,41 @@ def check_complete_task(
         _check_reason(defn, "late_completion", req.late_reason)
 
 
-def check_close_case(defn: CaseDefinition, state: CaseState, req: CloseCase, now: datetime) -> None:
-    """Closed by the case owner or a role with close_any_case, with a reason."""
+def check_close_case(
+    defn: CaseDefinition,
+    state: CaseState,
+    req: CloseCase,
+    now: datetime,
+    staff: DirectoryFacts | None,
+) -> None:
+    """Closed with a reason, by whoever the close_case rule allows."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
-    if not (
-        _acts_as(defn, req.actor, state.owner) or _permitted(defn, req.actor, "close_any_case")
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {req.actor!r} may not close case {state.reference}: only the case owner "
-            f"({state.owner}) or a role with close_any_case may",
+    actor = _check_actor(staff, req.actor)
+    if actor is not None:
+        check_permitted(
+            defn,
+            "close_case",
+            actor,
+            case_owner=state.owner,
+            task_owner=None,
+            has_task=False,
+            what=f"close case {state.reference}",
         )
     if not req.reason.strip():
         raise RequestRefused("reason_required", "closing a case needs a reason (it was blank)")
 
 
-def check_raise(defn: CaseDefinition, case: RaiseCase) -> None:
-    """A case the definition can run: raised by an active member of staff, with extra tasks
-    that are optional tasks of its workflow type. The workflow refuses a raise that fails this
-    (the case fails at once, naming why), and the client and the command line run it before
-    starting anything, so a mistyped raise never reaches Temporal."""
-    raiser = defn.users.get(case.raised_by)
+def check_raise(defn: CaseDefinition, case: RaiseCase, staff: DirectoryFacts) -> None:
+    """A case the definition can run: raised by an active member of staff (a directory
+    fact), with extra tasks that are optional tasks of its workflow type. The workflow refuses
+    a raise that fails this (the case fails at once, naming why), and the client and the
+    command line run it before starting anything, so a mistyped raise never reaches
+    Temporal."""
+    raiser = staff.get(case.raised_by)
     if raiser is None or raiser.disabled:
         raise RequestRefused(
             "unknown_actor",
-            f"{case.raised_by!r} is not an active member of staff in configuration version "
-            f"{defn.config_version}",
+            f"{case.raised_by!r} is not an active member of staff in the staff directory",
         )
     check_extra_tasks(defn, case.extra_tasks)
 
@@ -248,13 +299,19 @@ def check_extra_tasks(defn: CaseDefinition, extra_tasks: Sequence[Key]) -> None:
 # --- working a case: hold, release, revision, cancellation -------------------------------------
 
 
-def check_hold_task(defn: CaseDefinition, state: CaseState, req: HoldTask, now: datetime) -> None:
+def check_hold_task(
+    defn: CaseDefinition,
+    state: CaseState,
+    req: HoldTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
+) -> None:
     """An unfinished task, not held, whose SLA is not statutory, held until a planned release
-    in the future, with a hold reason; by its owner, the case owner or hold_any_task."""
+    in the future, with a hold reason; by the hold_task rule of the permission table."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
+    actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    _check_task_permission(defn, state, req.actor, task, "hold", "hold_any_task")
+    _permit_task(defn, state, actor, "hold_task", task, "hold")
     if task.status == "on_hold":
         raise RequestRefused(
             "task_on_hold",
@@ -281,14 +338,18 @@ def check_hold_task(defn: CaseDefinition, state: CaseState, req: HoldTask, now: 
 
 
 def check_release_task(
-    defn: CaseDefinition, state: CaseState, req: ReleaseTask, now: datetime
+    defn: CaseDefinition,
+    state: CaseState,
+    req: ReleaseTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
 ) -> None:
-    """A held task, released now or its planned release moved to a future instant; by its
-    owner, the case owner or hold_any_task."""
+    """A held task, released now or its planned release moved to a future instant; by the
+    release_task rule."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
+    actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    _check_task_permission(defn, state, req.actor, task, "release", "hold_any_task")
+    _permit_task(defn, state, actor, "release_task", task, "release")
     if task.hold is None:
         raise RequestRefused(
             "task_not_on_hold",
@@ -303,12 +364,18 @@ def check_release_task(
     )
 
 
-def check_hold_case(defn: CaseDefinition, state: CaseState, req: HoldCase, now: datetime) -> None:
+def check_hold_case(
+    defn: CaseDefinition,
+    state: CaseState,
+    req: HoldCase,
+    now: datetime,
+    staff: DirectoryFacts | None,
+) -> None:
     """An open case not held already, held until a planned release in the future, with a hold
-    reason; by the case owner or hold_any_case."""
+    reason; by the hold_case rule."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
-    _check_case_permission(defn, state, req.actor, "hold", "hold_any_case")
+    actor = _check_actor(staff, req.actor)
+    _permit_case(defn, state, actor, "hold_case", "hold")
     if state.hold is not None:
         raise RequestRefused(
             "case_on_hold",
@@ -327,13 +394,17 @@ def check_hold_case(defn: CaseDefinition, state: CaseState, req: HoldCase, now: 
 
 
 def check_release_case(
-    defn: CaseDefinition, state: CaseState, req: ReleaseCase, now: datetime
+    defn: CaseDefinition,
+    state: CaseState,
+    req: ReleaseCase,
+    now: datetime,
+    staff: DirectoryFacts | None,
 ) -> None:
-    """A held case, released now or its planned release moved; by the case owner or
-    hold_any_case."""
+    """A held case, released now or its planned release moved; by the release_case
+    rule."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
-    _check_case_permission(defn, state, req.actor, "release", "hold_any_case")
+    actor = _check_actor(staff, req.actor)
+    _permit_case(defn, state, actor, "release_case", "release")
     if state.hold is None:
         raise RequestRefused(
             "case_not_on_hold", f"case {state.reference} is not on hold: nothing to release"
@@ -352,18 +423,22 @@ def check_release_case(
 
 
 def check_revise_target(
-    defn: CaseDefinition, state: CaseState, req: ReviseTarget, now: datetime
+    defn: CaseDefinition,
+    state: CaseState,
+    req: ReviseTarget,
+    now: datetime,
+    staff: DirectoryFacts | None,
 ) -> None:
     """A new target after now for a started task (or the case) whose SLA may be revised, with
     a revision reason (a statutory target only with extension_agreed_in_writing); a task's
     within the case target unless its SLA may exceed it; the case's not before any unfinished
-    task's target. By the task owner, the case owner or revise_any_target."""
+    task's target. By the revise_target rule."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
+    actor = _check_actor(staff, req.actor)
     zone = planner.case_zone(defn)
     target = to_minute(req.target)
     if req.task is None:
-        _check_case_permission(defn, state, req.actor, "revise the target of", "revise_any_target")
+        _permit_case(defn, state, actor, "revise_target", "revise the target of")
         sla = defn.workflow_type.case_sla
         what = f"the target of case {state.reference}"
         if state.case_sla is None:
@@ -375,9 +450,7 @@ def check_revise_target(
             )
     else:
         task = _task_on_case(state, req.task)
-        _check_task_permission(
-            defn, state, req.actor, task, "revise the target of", "revise_any_target"
-        )
+        _permit_task(defn, state, actor, "revise_target", task, "revise the target of")
         task_sla = planner.task_sla(defn, req.task)
         what = f"the target of task {req.task!r}"
         if task_sla is None:
@@ -434,15 +507,19 @@ def check_revise_target(
 
 
 def check_cancel_task(
-    defn: CaseDefinition, state: CaseState, req: CancelTask, now: datetime
+    defn: CaseDefinition,
+    state: CaseState,
+    req: CancelTask,
+    now: datetime,
+    staff: DirectoryFacts | None,
 ) -> None:
     """An unfinished task, with a cancellation reason; the tasks that wait on it are cancelled
-    with it only when the request says `cascade`. By the task owner, the case owner or
-    cancel_any_task."""
+    with it only when the request says `cascade`. By the cancel_task
+    rule."""
     _check_case_open(state)
-    _check_actor(defn, req.actor)
+    actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    _check_task_permission(defn, state, req.actor, task, "cancel", "cancel_any_task")
+    _permit_task(defn, state, actor, "cancel_task", task, "cancel")
     if task.status in ("completed", "cancelled"):
         raise RequestRefused(
             "task_finished",
@@ -530,35 +607,40 @@ def _tasks_due_after(
     return later
 
 
-def _check_task_permission(
+def _permit_task(
     defn: CaseDefinition,
     state: CaseState,
-    actor: Key,
+    actor: StaffFacts | None,
+    message: str,
     task: CaseTask,
     verb: str,
-    permission: Permission,
 ) -> None:
-    if not (
-        (task.owner is not None and _acts_as(defn, actor, task.owner))
-        or _acts_as(defn, actor, state.owner)
-        or _permitted(defn, actor, permission)
-    ):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {actor!r} may not {verb} task {task.key!r}: only the task owner "
-            f"({task.owner or 'none'}), the case owner ({state.owner}) or a role with "
-            f"{permission} may",
+    """The permission table's rule for `message` about `task` (no facts yet: decided later)."""
+    if actor is not None:
+        check_permitted(
+            defn,
+            message,
+            actor,
+            case_owner=state.owner,
+            task_owner=task.owner,
+            has_task=True,
+            what=f"{verb} task {task.key!r}",
         )
 
 
-def _check_case_permission(
-    defn: CaseDefinition, state: CaseState, actor: Key, verb: str, permission: Permission
+def _permit_case(
+    defn: CaseDefinition, state: CaseState, actor: StaffFacts | None, message: str, verb: str
 ) -> None:
-    if not (_acts_as(defn, actor, state.owner) or _permitted(defn, actor, permission)):
-        raise RequestRefused(
-            "not_permitted",
-            f"user {actor!r} may not {verb} case {state.reference}: only the case owner "
-            f"({state.owner}) or a role with {permission} may",
+    """The permission table's rule for `message` about the case itself."""
+    if actor is not None:
+        check_permitted(
+            defn,
+            message,
+            actor,
+            case_owner=state.owner,
+            task_owner=None,
+            has_task=False,
+            what=f"{verb} case {state.reference}",
         )
 
 
@@ -585,12 +667,19 @@ def _check_case_open(state: CaseState) -> None:
         )
 
 
-def _check_actor(defn: CaseDefinition, actor: Key) -> None:
-    user = defn.users.get(actor)
+def _check_actor(staff: DirectoryFacts | None, actor: Key) -> StaffFacts | None:
+    """The actor's facts: a known, enabled member of staff (None: no facts yet, the
+    validator's state-only pass)."""
+    if staff is None:
+        return None
+    user = staff.get(actor)
     if user is None:
-        raise RequestRefused("unknown_actor", f"actor {actor!r} is not a known user")
+        raise RequestRefused(
+            "unknown_actor", f"actor {actor!r} is not a known user of the staff directory"
+        )
     if user.disabled:
         raise RequestRefused("actor_disabled", f"actor {actor!r} is a disabled user")
+    return user
 
 
 def _check_optional(defn: CaseDefinition, key: Key) -> None:
@@ -611,27 +700,34 @@ def _task_on_case(state: CaseState, key: Key) -> CaseTask:
     return task
 
 
-def _check_owner(defn: CaseDefinition, owner: Owner, now: datetime) -> None:
-    """A user owner must exist and be available today (local date of the case calendar); a
-    role owner must exist."""
+def _check_owner(
+    defn: CaseDefinition, owner: Owner, now: datetime, staff: DirectoryFacts | None
+) -> None:
+    """A user owner must be in the directory and available today (the local date of the case
+    calendar: `staff.on`); a role owner must be a role of the pinned rules."""
     if owner.kind == "role":
         if owner.key not in defn.roles:
             raise RequestRefused("unknown_role", f"role {owner.key!r} is not a known role")
         return
-    user = defn.users.get(owner.key)
+    if staff is None:
+        return
+    user = staff.get(owner.key)
     if user is None:
-        raise RequestRefused("unknown_user", f"user {owner.key!r} is not a known user")
-    today = planner.case_today(defn, now)
-    if not user.available_on(today):
-        if user.disabled:
-            why = "is disabled"
-        else:
-            absence = next(a for a in user.absences if a.first_day <= today <= a.last_day)
-            why = (
-                f"is unavailable on {today.isoformat()} ({absence.reason} "
-                f"{absence.first_day.isoformat()} to {absence.last_day.isoformat()})"
-            )
-        raise RequestRefused("user_unavailable", f"user {owner.key!r} {why}")
+        raise RequestRefused(
+            "unknown_user", f"user {owner.key!r} is not a known user of the staff directory"
+        )
+    if user.available:
+        return
+    if user.disabled:
+        why = "is disabled"
+    else:
+        absence = user.absence
+        assert absence is not None  # unavailable and enabled: absent
+        why = (
+            f"is unavailable on {staff.on.isoformat()} ({absence.reason} "
+            f"{absence.first_day.isoformat()} to {absence.last_day.isoformat()})"
+        )
+    raise RequestRefused("user_unavailable", f"user {owner.key!r} {why}")
 
 
 def _check_within_case_target(
@@ -654,17 +750,3 @@ def _check_within_case_target(
             f"task {key!r} added now would fall due at {planner.show_instant(due, zone)}, after "
             f"the case target {case_due}; its SLA does not allow exceeding the case target",
         )
-
-
-def _acts_as(defn: CaseDefinition, actor: Key, owner: Owner) -> bool:
-    """The actor is the owner, or a member of the owning role (group ownership)."""
-    if owner.kind == "user":
-        return owner.key == actor
-    role = defn.roles.get(owner.key)
-    return role is not None and actor in role.members
-
-
-def _permitted(defn: CaseDefinition, actor: Key, permission: Permission) -> bool:
-    return any(
-        actor in role.members and permission in role.permissions for role in defn.roles.values()
-    )

@@ -7,8 +7,8 @@ turns a non-empty list into a `ConfigurationError`. The rules, each with its `ru
 - `reserved-key`: no task definition is keyed `case`, the key that stands for the case itself.
 - `overlapping-versions`: the versions of one workflow type are in force on disjoint dates.
 - `effective-dates`, `absence-dates`: a range's start is not after its end.
-- `unknown-reference`: every key an item names exists (role members, escalation and
-  allocation rules, SLA calendars and rules, follow-on actions, path tasks and predecessors,
+- `unknown-reference`: every key an item names exists (escalation rules' roles, allocation
+  rules' roles, SLA calendars and rules, follow-on actions, path tasks and predecessors,
   optional tasks, allocation by task, topics' workflow types).
 - `cycle`: the predecessors of a task path do not loop (the message names the loop).
 - `task-twice-in-path`, `optional-task-in-path`, `add-task-in-path`: a task definition
@@ -20,6 +20,11 @@ turns a non-empty list into a `ConfigurationError`. The rules, each with its `ru
   measured on a 24x7 calendar (docs/domain.md, "SLA arithmetic").
 - `time-zone`, `opening-hours`, `weekday`: calendars are usable.
 - `empty-escalation-rule`: an escalation rule alerts someone.
+- `staff-in-directory`: the configuration lists no staff (`users`) and no role members: they
+  live in the staff directory (`store.directory`, fed by `python -m starter staff ...`).
+- `permission-table`: who may send each message is the permission table
+  (`permissions.yaml`): one row per message name of `domain.messages`, each grant a known
+  kind or `role:KEY` of a configured role; roles carry no legacy `permissions`.
 - `no-workflow-type-in-force`: a topic in force in the coming year always has a workflow type
   version in force.
 - `targets-not-synchronised`: no task of a path can fall due after the case target (below).
@@ -65,6 +70,7 @@ from models.bounds import PINNED_DEFINITION_MAX_BYTES
 from models.case import CASE_TARGET
 from models.config import (
     REASON_KINDS,
+    ROLE_GRANT_PREFIX,
     STATUTORY_EXTENSION,
     CalendarConfig,
     Configuration,
@@ -102,6 +108,7 @@ _NOUN: dict[str, str] = {
     "topics": "topic",
     "reasons": "reason",
     "alert_templates": "alert template",
+    "permissions": "permission rule",
 }
 
 # Sections whose items, or some of them, could not be read: None means the whole section is
@@ -164,9 +171,10 @@ class _Validator:
             "topics": {x.key for x in c.topics},
             "reasons": {x.key for x in c.reasons},
             "alert_templates": {x.key for x in c.alert_templates},
+            "permissions": {x.message for x in c.permissions},
         }
         for section in _NOUN:
-            if section not in ("workflow_types", "reasons"):
+            if section not in ("workflow_types", "reasons", "permissions"):
                 self.unique_keys(section, [x.key for x in getattr(c, section)])
         self.workflow_type_versions()
         self.calendars()
@@ -180,6 +188,7 @@ class _Validator:
         self.topics()
         self.reasons()
         self.alert_templates()
+        self.permissions()
         self.synchronised_targets()
         self.pinned_sizes()
 
@@ -360,28 +369,74 @@ class _Validator:
             self.add(s, item, "weekday", "working_weekdays: a working calendar needs a day")
 
     def users(self) -> None:
-        for user in self.config.users:
-            for a in user.absences:
-                if a.last_day < a.first_day:
-                    self.add(
-                        "users",
-                        user.key,
-                        "absence-dates",
-                        f"absence: last_day {a.last_day.isoformat()} is before first_day "
-                        f"{a.first_day.isoformat()}",
-                    )
+        # Staff are the live directory's (DOMAIN.md "Staff directory"), not the rules'.
+        if self.config.users:
+            self.add(
+                "users",
+                "-",
+                "staff-in-directory",
+                f"{len(self.config.users)} users listed: staff live in the staff directory, "
+                "not the configuration; remove users.yaml and feed the directory with "
+                "`python -m starter staff import FILE.csv` (see README)",
+            )
 
     def roles(self) -> None:
         for role in self.config.roles:
-            for member in role.members:
-                self.ref("roles", role.key, "members", "users", member)
+            if role.members:
+                self.add(
+                    "roles",
+                    role.key,
+                    "staff-in-directory",
+                    "members: role members live in the staff directory; remove them and use "
+                    "`python -m starter staff role add-member` or the import's roles column",
+                )
+            if role.permissions:
+                self.add(
+                    "roles",
+                    role.key,
+                    "permission-table",
+                    "permissions: who may send each message is the permission table "
+                    f"(permissions.yaml); grant `role:{role.key}` there instead",
+                )
+
+    def permissions(self) -> None:
+        # Imported here: the message table imports the rules, which import much of the core.
+        from domain.messages import MESSAGE_NAMES
+
+        seen: set[str] = set()
+        for row in self.config.permissions:
+            if row.message in seen:
+                self.add(
+                    "permissions",
+                    row.message,
+                    "unique-key",
+                    f"message {row.message!r} has more than one row; one row per message",
+                )
+            seen.add(row.message)
+            if row.message not in MESSAGE_NAMES:
+                hint = difflib.get_close_matches(row.message, MESSAGE_NAMES, n=1)
+                did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.add(
+                    "permissions",
+                    row.message,
+                    "permission-table",
+                    f"message: {row.message!r} is not a message{did_you_mean}; messages: "
+                    + ", ".join(MESSAGE_NAMES),
+                )
+            for grant in row.grants:
+                if grant.startswith(ROLE_GRANT_PREFIX):
+                    self.ref(
+                        "permissions",
+                        row.message,
+                        "grants",
+                        "roles",
+                        grant[len(ROLE_GRANT_PREFIX) :],
+                    )
 
     def escalation_rules(self) -> None:
         for rule in self.config.escalation_rules:
             for role in rule.roles:
                 self.ref("escalation_rules", rule.key, "roles", "roles", role)
-            for user in rule.users:
-                self.ref("escalation_rules", rule.key, "users", "users", user)
             if not (rule.roles or rule.users or rule.task_owner or rule.case_owner):
                 self.add(
                     "escalation_rules",
@@ -416,7 +471,6 @@ class _Validator:
 
     def allocation_rules(self) -> None:
         for rule in self.config.allocation_rules:
-            self.ref("allocation_rules", rule.key, "user", "users", rule.user)
             self.ref("allocation_rules", rule.key, "role", "roles", rule.role)
             self.effective("allocation_rules", rule.key, rule.effective_from, rule.effective_to)
 

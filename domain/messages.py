@@ -23,6 +23,7 @@ from domain import case_rules, planner
 from models.case import CaseState, Owner
 from models.config import Key
 from models.definition import CaseDefinition
+from models.directory import DirectoryFacts
 from models.messages import (
     AddTask,
     CancelTask,
@@ -52,13 +53,16 @@ class Allocation:
 
 @dataclass(frozen=True)
 class Message(Generic[R]):
-    """One message. `check` raises `RequestRefused` (domain.errors) or returns; `change`
-    mutates the state (`allocated`: the answer to `allocation`, when it asked for one)."""
+    """One message. `check` raises `RequestRefused` (domain.errors) or returns: given the
+    directory facts of the people the request names (`domain.staff.keys_to_look_up`), or None
+    for the state-only pass of the update validator (see `domain.case_rules`); `change`
+    mutates the state (`allocated`: the answer to `allocation`, when it asked for one). Who may
+    send it is the configuration's permission table, by `name` (`domain.permissions`)."""
 
     name: str
     request: type[R]
     description: str
-    check: Callable[[CaseDefinition, CaseState, R, datetime], None]
+    check: Callable[[CaseDefinition, CaseState, R, datetime, DirectoryFacts | None], None]
     change: Callable[[CaseDefinition, CaseState, R, datetime, Owner | None], object]
     # The command line's command, and its one-line help.
     command: str
@@ -198,3 +202,6 @@ MESSAGES: tuple[Message[Any], ...] = (
     REVISE_TARGET,
     CANCEL_TASK,
 )
+
+# The message names, which the permission table is keyed by (validation refuses any other).
+MESSAGE_NAMES: tuple[str, ...] = tuple(m.name for m in MESSAGES)

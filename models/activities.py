@@ -77,6 +77,9 @@ class AlertInput(AlertFacts):
 
     case_owner: Owner
     rule: EscalationRuleConfig
+    # The case calendar's local date when the alert fires: role memberships are read as of
+    # it (None from cases raised before: the London date of `indicator_at`).
+    on: date | None = None
 
 
 class AlertResult(_Shape):

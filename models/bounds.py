@@ -118,6 +118,7 @@ MAX_OUTCOMES = 50  # per task definition
 MAX_HOLDS = 200  # holds kept per task (and per case)
 MAX_REVISIONS = 200  # target revisions kept per task (and for the case)
 MAX_VERSION = 100_000
+MAX_PERMISSION_ROWS = 200  # rows of the permission table (one per message)
 
 # Configuration files: checked before any YAML is parsed (a 50 MB file took 47 s and 1.8 GB
 # to validate). The sample configuration is some 30 KB in all.

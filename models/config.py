@@ -23,6 +23,7 @@ from models.bounds import (
     MAX_ESCALATION_RULES,
     MAX_OUTCOMES,
     MAX_PATH_STEPS,
+    MAX_PERMISSION_ROWS,
     MAX_REASONS,
     MAX_ROLES,
     MAX_TASK_DEFINITIONS,
@@ -94,7 +95,12 @@ class Absence(_Item):
 
 class UserConfig(_Item):
     """A member of staff. `key` is a staff identifier (it appears in logs and search
-    attributes, so never the applicant's data)."""
+    attributes, so never the applicant's data).
+
+    Staff now live in the store's staff directory (`store.directory`), not in the
+    configuration: validation refuses a configuration that lists users. The model stays so
+    that configurations stored earlier and definitions pinned by running cases still decode,
+    and the directory snapshot hands allocation the same shape."""
 
     key: Key
     display_name: Name
@@ -190,13 +196,35 @@ DEFAULT_REASONS: tuple[ReasonConfig, ...] = (
 
 
 class RoleConfig(_Item):
-    """A team or function. Members may act on tasks owned by the role; `permissions` lets
-    supervisors act on any case."""
+    """A team or function: a key and a name, which rules name (allocation, escalation, the
+    permission table). Its members are in the staff directory (`store.directory`); `members`
+    and `permissions` are read only from configurations stored, and definitions pinned,
+    before the directory and the permission table existed (validation refuses them now)."""
 
     key: Key
     name: Name
     members: list[Key] = Field(default_factory=list, max_length=MAX_USERS)
     permissions: list[Permission] = Field(default_factory=list, max_length=8)
+
+
+# --- who may act: the permission table ---------------------------------------------------------
+
+# A grant names who may send a message: the case owner (the user, or any member of the role that
+# owns the case), the task owner (the user who owns the task the message names), any member of
+# the role that owns that task, or any member of a named role (`role:team-leaders`).
+GRANT_KINDS: tuple[str, ...] = ("case_owner", "task_owner", "owning_role_member")
+ROLE_GRANT_PREFIX = "role:"
+GRANT_PATTERN = r"^(case_owner|task_owner|owning_role_member|role:[A-Za-z0-9][A-Za-z0-9_.@-]*)$"
+Grant = Annotated[str, Field(min_length=1, max_length=120, pattern=GRANT_PATTERN)]
+
+
+class PermissionConfig(_Item):
+    """One row of the permission table (`permissions.yaml`): who may send the message named
+    `message` (a row name of `domain.messages`). A message without a row gets
+    `domain.permissions.DEFAULT_GRANTS` (its owners: case owner, task owner, owning role)."""
+
+    message: Key
+    grants: list[Grant] = Field(max_length=MAX_ROLES)
 
 
 class EscalationRuleConfig(_Item):
@@ -366,6 +394,12 @@ class Configuration(_Item):
     alert_templates: list[AlertTemplateConfig] = Field(
         default_factory=list, max_length=MAX_ALERT_TEMPLATES
     )
+    # Who may send each message (see `PermissionConfig`); empty: every message gets the
+    # default grants plus the legacy role `permissions` (configurations stored before the
+    # permission table existed).
+    permissions: list[PermissionConfig] = Field(
+        default_factory=list, max_length=MAX_PERMISSION_ROWS
+    )
 
     def reason_lists(self) -> dict[ReasonKind, list[Key]]:
         """The reason keys of each kind, as a case pins them."""
@@ -394,6 +428,7 @@ CONFIG_FILES: dict[str, str] = {
     "topics": "topics.yaml",
     "reasons": "reasons.yaml",
     "alert_templates": "alert_templates.yaml",
+    "permissions": "permissions.yaml",
 }
 
 # The most items each section may hold (a larger file is refused before its items are read).
@@ -408,4 +443,5 @@ MAX_ITEMS: dict[str, int] = {
     "topics": MAX_TOPICS,
     "reasons": MAX_REASONS,
     "alert_templates": MAX_ALERT_TEMPLATES,
+    "permissions": MAX_PERMISSION_ROWS,
 }

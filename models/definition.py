@@ -66,10 +66,15 @@ class CaseDefinition(BaseModel):
     other_task_keys: list[Key] = Field(default_factory=list)
     escalation_rules: dict[Key, EscalationRuleConfig]
     allocation_rules: dict[Key, AllocationRuleConfig]
-    # The staff directory as of the pin: used by the message validators, which must decide
-    # without I/O. Alert recipients and allocation read the current directory in activities.
-    users: dict[Key, UserConfig]
-    roles: dict[Key, RoleConfig]
+    # Definitions pinned before the staff directory was live carry the directory as of the
+    # pin here (their recorded histories replay against it). New pins carry no users, and
+    # roles as rule targets only (key and name): who the people are is looked up when it
+    # matters (`models.directory`).
+    users: dict[Key, UserConfig] = Field(default_factory=dict)
+    roles: dict[Key, RoleConfig] = Field(default_factory=dict)
+    # The permission table (message name -> grants, `domain.permissions`); None on
+    # definitions pinned before it existed: derived from the roles' legacy permissions.
+    permissions: dict[str, list[str]] | None = None
     # The rules this case was raised under: 1 before "Working a case"; 2 adds the late
     # completion reason (a case raised before keeps accepting late completions without one).
     rules_version: int = 1

@@ -41,6 +41,7 @@ from models.config import Configuration, Key
 from starter.api_auth import ACTING_HEADER, TokenEntry, Tokens
 from starter.client import CaseClient, CaseUnavailableError, RequestRefusedError, new_request_id
 from store import repository
+from store.directory import DirectoryCache, today_london
 from store.repository import AlertRow
 from store.worklist import WorkItem, open_work
 
@@ -135,6 +136,8 @@ def create_app(
         responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
     )
     configs: dict[int, Configuration] = {}
+    # Who the officers are: the live staff directory (a change is seen within a second).
+    staff = DirectoryCache(engine)
 
     def configuration() -> Configuration:
         version = repository.latest_configuration_version(engine)
@@ -186,8 +189,7 @@ def create_app(
             raise ApiError(401, "no_officer", f"this token needs {ACTING_HEADER}: <staff key>")
         else:
             officer = acting
-        users = {u.key: u for u in configuration().users}
-        user = users.get(officer)
+        user = staff.snapshot().staff.get(officer)
         if user is None or user.disabled:
             raise ApiError(403, "unknown_actor", "the acting officer is not active staff")
         return Caller(service=entry.service, officer=officer)
@@ -195,18 +197,19 @@ def create_app(
     Auth = Annotated[Caller, Depends(caller)]
 
     def roles_of(officer: Key) -> list[Key]:
-        return sorted(r.key for r in configuration().roles if officer in r.members)
+        member = staff.snapshot().staff.get(officer)
+        return member.roles_on(today_london()) if member is not None else []
 
     # ------------------------------------------------------------------ reads
 
     @app.get("/me", response_model=Me, tags=["officer"])
     def me(who: Auth) -> Me:
         """The calling service and the officer it acts for."""
-        users = {u.key: u for u in configuration().users}
+        member = staff.snapshot().staff.get(who.officer)
         return Me(
             service=who.service,
             officer=who.officer,
-            display_name=users[who.officer].display_name,
+            display_name=member.display_name if member is not None else who.officer,
             roles=roles_of(who.officer),
         )
 
@@ -341,7 +344,7 @@ def create_app(
         )
         alerts = repository.inbox(engine, who.officer, limit=50)
         config = configuration()
-        users = {u.key: u.display_name for u in config.users}
+        users = {m.key: m.display_name for m in staff.snapshot().staff.values()}
         return page.render(
             officer=users.get(who.officer, who.officer),
             names={**users, **{r.key: r.name for r in config.roles}},

@@ -50,6 +50,7 @@ from models.messages import (
 from starter.client import CaseClient, CaseFilter, RequestRefusedError, new_request_id
 from starter.codec import PayloadKeyError
 from starter.connection import TemporalSettings, connect, use_running_demo
+from store.directory import DirectoryError
 from store.migrate import SchemaNotCurrentError
 from store.repository import NoConfigurationError
 
@@ -182,7 +183,8 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
         "workflow_types": len(config.workflow_types),
         "topics": len(config.topics),
         "task_definitions": len(config.task_definitions),
-        "users": len(config.users),
+        "roles": len(config.roles),
+        "permission_rules": len(config.permissions),
     }
     _emit(args, summary, f"[green]valid[/]: {summary}")
     return 0
@@ -823,6 +825,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rc.set_defaults(fn=cmd_reconcile)
     add_api_commands(sub)
+    # The staff directory (starter/staff_cli.py).
+    from starter.staff_cli import add_staff_commands
+
+    add_staff_commands(sub, _store, out)
 
     d = sub.add_parser("demo", help="run the demo: dev server, worker, realistic cases")
     d.add_argument("--cases", type=int, default=8)
@@ -839,6 +845,7 @@ _ERROR_CODES: dict[type[Exception], str] = {
     NoConfigurationError: "no_configuration",
     SchemaNotCurrentError: "schema_not_current",
     PayloadKeyError: "payload_keys",
+    DirectoryError: "invalid_staff_change",
 }
 
 

@@ -167,10 +167,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _first_user(config: Configuration, role: str) -> str:
-    for r in config.roles:
-        if r.key == role and r.members:
-            return r.members[0]
-    return config.users[0].key
+    """The first member of `role` in the demo's staff export (config/demo/staff.csv)."""
+    from store.directory import parse_import
+
+    rows = parse_import((REPO / "config" / "demo" / "staff.csv").read_text(), "staff.csv")
+    for row in rows:
+        if role in row.roles and not row.disabled:
+            return row.key
+    return rows[0].key
 
 
 class Arrivals:
@@ -595,8 +599,13 @@ def run_demo(cases: int = 8) -> int:
         engine = make_engine(db_url)
         create_schema(engine)
         version = save_configuration(engine, config, source="demo")
+        # The staff directory from the demo's HR export (idempotent: a rerun changes nothing).
+        from store.directory import import_file
+
+        staff = import_file(engine, REPO / "config" / "demo" / "staff.csv", by="demo")
         engine.dispose()
         console.print(f"configuration config/demo loaded as version {version} into {db_url}")
+        console.print(f"staff directory seeded from config/demo/staff.csv ({len(staff)} changes)")
         console.print(
             f"starting the Temporal dev server on {port} (Web UI {ui_port}), data in {workdir}"
         )

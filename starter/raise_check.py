@@ -1,6 +1,7 @@
 """The check a service or the command line runs before starting a case: the same rule the
 case applies when it opens (`domain.case_rules.check_raise`), against the configuration in
-force in the store, so a mistyped topic or raiser is refused before anything reaches Temporal.
+force in the store and the staff directory, so a mistyped topic or raiser is refused before
+anything reaches Temporal.
 
     cases = CaseClient(client, check_raise=store_raise_check(engine))
 """
@@ -15,8 +16,9 @@ from sqlalchemy import Engine
 from domain.case_definition import DefinitionError, build_case_definition
 from domain.case_rules import check_raise
 from domain.errors import RequestRefused
-from domain.planner import local_date
+from domain.planner import case_today, local_date
 from models.messages import RaiseCase
+from store.directory import load_directory
 from store.repository import NoConfigurationError, latest_configuration
 
 # How many valid keys a refusal lists before "and N more".
@@ -50,12 +52,14 @@ def store_raise_check(engine: Engine) -> Callable[[RaiseCase], None]:
             raise RequestRefused(
                 "unknown_topic", f"{e}; topics in force today: {listed(in_force)}"
             ) from None
+        directory = load_directory(engine)
+        facts = directory.facts([case.raised_by], case_today(defn, datetime.now(UTC)))
         try:
-            check_raise(defn, case)
+            check_raise(defn, case, facts)
         except RequestRefused as refused:
             if refused.code != "unknown_actor":
                 raise
-            active = {u.key for u in defn.users.values() if not u.disabled}
+            active = {m.key for m in directory.staff.values() if not m.disabled}
             raise RequestRefused(
                 refused.code, f"{refused}; active staff: {listed(active)}"
             ) from None

@@ -11,13 +11,14 @@ too (which has no time zone type: `UtcDateTime` stores naive UTC there).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -283,3 +284,75 @@ class AlertDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# ------------------------------------------------------------------ the staff directory
+# Live, not pinned (DOMAIN.md "Staff directory"): who the people are, their roles and absences,
+# with a row in `staff_changes` for every change. `store.directory` reads and writes these.
+
+
+class StaffUser(Base):
+    """A member of staff, by staff key (an identifier: it appears in logs and audit trails,
+    so never an applicant's data). A leaver is disabled, never deleted: the history of the
+    cases they worked still names them."""
+
+    __tablename__ = "staff_users"
+
+    key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(500))
+    email: Mapped[str | None] = mapped_column(String(320))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Alert preferences: the channels besides the inbox (`email;webhook`, `none`; NULL: every
+    # channel) and the daily digest time of ambers by email (HH:MM; NULL: none).
+    channels: Mapped[str | None] = mapped_column(String(64))
+    digest_at: Mapped[str | None] = mapped_column(String(5))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class StaffRoleMember(Base):
+    """A membership of a role, in force from `effective_from` up to and including
+    `effective_to` (open-ended when NULL). Removing a member ends the membership the day
+    before; the row stays, so who was a member when is kept."""
+
+    __tablename__ = "staff_role_members"
+    __table_args__ = (
+        Index("ix_staff_role_members_role", "role"),
+        Index("ix_staff_role_members_user", "user_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    role: Mapped[str] = mapped_column(String(KEY))
+    user_key: Mapped[str] = mapped_column(String(KEY), ForeignKey("staff_users.key"))
+    effective_from: Mapped[date] = mapped_column(Date)
+    effective_to: Mapped[date | None] = mapped_column(Date)
+
+
+class StaffAbsence(Base):
+    """An absence, `first_day` to `last_day` inclusive (local dates)."""
+
+    __tablename__ = "staff_absences"
+    __table_args__ = (Index("ix_staff_absences_user", "user_key", "last_day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_key: Mapped[str] = mapped_column(String(KEY), ForeignKey("staff_users.key"))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class StaffChange(Base):
+    """One change to the directory: when, by whom, to which user or role, what (`action`)
+    and the details as JSON (before and after). The largest id is the directory's version:
+    the worker's cache reloads when it moves."""
+
+    __tablename__ = "staff_changes"
+    __table_args__ = (Index("ix_staff_changes_subject", "subject"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    changed_by: Mapped[str] = mapped_column(String(KEY))
+    subject: Mapped[str] = mapped_column(String(KEY))  # a staff key, or "role:<key>"
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)

@@ -33,6 +33,7 @@ from models.case import Owner
 from models.config import AllocationRuleConfig, Configuration, EscalationRuleConfig
 from store.repository import inbox, load_case, save_configuration
 from store.schema import InboxAlert
+from tests.helpers.store import seed_sample_staff
 
 # adviser2 is on leave that day; adviser5 is disabled.
 LEAVE_DAY = date(2026, 12, 22)
@@ -43,7 +44,8 @@ T0 = datetime(2026, 12, 22, 10, 0, tzinfo=UTC)
 @pytest.fixture
 def acts(engine: Engine, sample_config: Configuration) -> CaseworkActivities:
     save_configuration(engine, sample_config, "sample")
-    return CaseworkActivities(engine, version_ttl=0.0)
+    seed_sample_staff(engine)
+    return CaseworkActivities(engine, version_ttl=0.0, directory_ttl=0.0)
 
 
 def run(fn: Any, arg: Any) -> Any:
@@ -421,4 +423,4 @@ def test_every_activity_is_registered(acts: CaseworkActivities) -> None:
     from temporalio import activity
 
     names = sorted(str(activity._Definition.must_from_callable(fn).name) for fn in acts.all())
-    assert names == ["allocate", "pin_definition", "record_case", "send_alert"]
+    assert names == ["allocate", "directory_facts", "pin_definition", "record_case", "send_alert"]

@@ -55,7 +55,7 @@ from store.db import create_schema, make_engine
 from store.deliveries import claim_due, deliveries, idempotency_key
 from store.repository import save_configuration
 from tests.helpers import REPO
-from tests.helpers.store import SAMPLE_DAY
+from tests.helpers.store import SAMPLE_DAY, seed_sample_staff
 from tests.helpers.workflow_harness import case_engine, wait_open
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -87,6 +87,7 @@ def hooks() -> Iterator[WebhookCatcher]:
 @pytest.fixture
 def stored(engine: Engine, sample_config: Configuration) -> Engine:
     save_configuration(engine, sample_config, "sample")
+    seed_sample_staff(engine)
     return engine
 
 
@@ -349,6 +350,7 @@ def test_a_worker_process_killed_mid_send_is_succeeded_and_the_mail_goes_once(
     engine = make_engine(f"sqlite:///{db}")
     create_schema(engine)
     save_configuration(engine, sample_config, "sample")
+    seed_sample_staff(engine)
     send_alert(engine, Clock(datetime.now(UTC)), alert_input())
     mail.rcpt_delay_seconds = 30.0  # the first RCPT hangs: the process is mid-send
     env = {
@@ -436,7 +438,7 @@ async def test_a_case_s_alerts_reach_mail_and_webhook_through_the_worker(
 def test_ambers_for_a_digest_reader_go_out_as_one_email_at_the_digest_time(
     stored: Engine, mail: MailCatcher, hooks: WebhookCatcher
 ) -> None:
-    # tl2 reads ambers as a digest at 08:30 UK time (config/sample/users.yaml).
+    # tl2 reads ambers as a digest at 08:30 UK time (config/sample/staff.csv).
     clock = Clock(T0)
     for n in range(3):
         alert = alert_input(indicator="amber", task=f"task-{n}")
@@ -548,6 +550,7 @@ def test_the_command_line_lists_deliveries_and_their_state(
     engine = make_engine(f"sqlite:///{db}")
     create_schema(engine)
     save_configuration(engine, sample_config, "sample")
+    seed_sample_staff(engine)
     clock = Clock(T0)
     send_alert(engine, clock, alert_input())
     hooks.refuse_next = 1

@@ -28,7 +28,9 @@ from activities.allocation import (
 from models.activities import AllocateInput, AllocationRequest
 from models.case import Owner
 from models.config import Absence, AllocationRuleConfig, Configuration, RoleConfig, UserConfig
-from store.repository import AllocationAnswer
+from store.directory import load_directory
+from store.repository import AllocationAnswer, save_configuration
+from tests.helpers.store import seed_sample_staff
 
 DAY = date(2026, 12, 22)
 MEMBERS = ("a", "b", "c", "d")
@@ -193,8 +195,12 @@ def test_allocate_gathers_only_the_facts_a_strategy_declares(
         ],
     )
     now = datetime(2026, 12, 22, 10, 0, tzinfo=UTC)
+    save_configuration(engine, sample_config, "sample")
+    seed_sample_staff(engine)
+    directory = load_directory(engine)
+    users, roles = directory.users(), directory.roles(sample_config.roles, DAY)
     with Session(engine) as session, session.begin():
-        result = allocation.allocate(session, sample_config, request, now)
+        result = allocation.allocate(session, users, roles, request, now)
     assert result.owners == {"case": user("adviser1"), "t1": user("adviser1")}
     (rr_members, rr_available, rr_facts), (_, lw_available, lw_facts) = seen
     assert list(rr_members) == ["adviser1", "adviser2", "adviser3", "adviser4", "adviser5"]

@@ -116,7 +116,9 @@ async def test_worklists_alerts_and_messages_over_http(tmp_path: Path) -> None:
             assert r.status_code == 403 and r.json()["error"]["code"] == "unknown_actor"
             r = await http.get("/me", headers={**officer(), "X-Acting-Officer": "tl1"})
             assert r.status_code == 403
-            me = (await http.get("/me", headers={**cms, "X-Acting-Officer": "adviser1"})).json()
+            r = await http.get("/me", headers={**cms, "X-Acting-Officer": "adviser1"})
+            assert r.status_code == 200, r.text
+            me = r.json()
             assert me["officer"] == "adviser1" and me["service"] == "cms"
 
             # --- my tasks, from the store's records, soonest due first

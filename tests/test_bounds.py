@@ -318,9 +318,13 @@ def test_a_definition_too_large_to_pin_is_refused_naming_the_topic() -> None:
     config = load_configuration(ERRORS / "size_limit_pinned.yaml")
     with pytest.raises(DefinitionError, match="over the limit of 512 KB"):
         build_case_definition(config, 1, "threatened", TODAY)
-    # The same staff with one absence each pins a small definition.
+    # The same rules naming one user each pin a small definition.
     small = config.model_copy(
-        update={"users": [u.model_copy(update={"absences": u.absences[:1]}) for u in config.users]}
+        update={
+            "escalation_rules": [
+                r.model_copy(update={"users": r.users[:1]}) for r in config.escalation_rules
+            ]
+        }
     )
     assert len(build_case_definition(small, 1, "threatened", TODAY).model_dump_json()) < 10_000
 

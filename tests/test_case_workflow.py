@@ -8,6 +8,7 @@ Friday 14 Apr, Easter Monday 17 Apr and the early May bank holiday on Mon 1 May.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -242,9 +243,22 @@ async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
             eng.client.close_case(ref, CloseCase(request_id="r7", actor="adviser4", reason="x")),
             "not_permitted",
         )
-        # Refused updates leave no trace in history: the audit trail has no refusal yet.
+        # A refusal that depends only on the case's state and rules happens in the update's
+        # validator and leaves no trace in history; one that depends on who the people are
+        # (the live staff directory, looked up by the handler) is refused in the audit trail,
+        # naming the actor.
         state = await eng.client.state(ref)
-        assert [a for a in state.audit if a.outcome == "refused"] == []
+        directory_refusals = [
+            (a.request_id, a.actor, a.detail.split(":")[0])
+            for a in state.audit
+            if a.outcome == "refused"
+        ]
+        assert directory_refusals == [
+            ("r2", "nobody", "unknown_actor"),
+            ("r3", "adviser4", "not_permitted"),
+            ("r6", "adviser3", "user_unavailable"),
+            ("r7", "adviser4", "not_permitted"),
+        ]
 
         # Manual add, reassign (with history), complete; a repeated request id changes nothing.
         added = await eng.client.add_task(
@@ -287,8 +301,16 @@ async def test_messages_refusals_duplicates_and_signals(tmp_path: Path) -> None:
             CompleteTask(request_id="s2", actor="adviser3", task="housing-options-interview"),
             wait=False,
         )
-        state = await eng.client.state(ref)
-        refusals = [a for a in state.audit if a.outcome == "refused"]
+        # A signal is handled once its directory lookup (a local activity) is back.
+        for _ in range(200):
+            state = await eng.client.state(ref)
+            interview = state.task("housing-options-interview")
+            if interview is not None and interview.status == "completed":
+                break
+            await asyncio.sleep(0.05)
+        refusals = [
+            a for a in state.audit if a.outcome == "refused" and a.request_id in ("s1", "s2")
+        ]
         assert [(a.request_id, a.task) for a in refusals] == [("s1", "prevention-outcome")]
         assert "task_not_open" in refusals[0].detail
         interview = state.task("housing-options-interview")

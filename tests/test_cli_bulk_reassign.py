@@ -24,6 +24,7 @@ from starter.devserver import DevServer
 from store.db import create_schema, make_engine
 from store.repository import cases_with_work_owned_by, save_configuration
 from tests.helpers import REPO
+from tests.helpers.store import seed_sample_staff
 from tests.helpers.workflow_harness import wait_open
 from worker import build_worker
 
@@ -48,6 +49,7 @@ async def test_reassign_all_tasks_of_an_absent_officer(
     engine = make_engine(db)
     create_schema(engine)
     save_configuration(engine, load_and_validate(REPO / "config" / "sample", date.today()), "t")
+    seed_sample_staff(engine)
     client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
     queue = f"bulk-{uuid.uuid4().hex[:8]}"
     cases = CaseClient(client, queue)

@@ -149,6 +149,7 @@ def test_a_list_filter_that_is_not_a_key_is_refused(tmp_path: Path) -> None:
 def test_raise_names_the_valid_topics_and_staff(tmp_path: Path) -> None:
     env = environment(tmp_path)
     assert cli(env, "config", "load", "config/demo").returncode == 0
+    assert cli(env, "staff", "import", "config/demo/staff.csv").returncode == 0
     topic = cli(env, "raise", "--reference", "HO-1", "--topic", "no-such-topic", "--by", "tl1")
     assert topic.returncode == 1, topic
     line = topic.one_line()  # long, and still one line: stderr is not wrapped when piped

@@ -35,6 +35,7 @@ from starter.devserver import DevServer
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
 from tests.helpers import REPO
+from tests.helpers.store import seed_sample_staff
 from worker import build_worker
 
 FAST = SendRetry(total_seconds=0.5, first_delay_seconds=0.01, max_delay_seconds=0.05)
@@ -318,6 +319,7 @@ async def test_200_updates_at_once_to_one_case_are_all_answered(
     engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
     create_schema(engine)
     save_configuration(engine, load_and_validate(REPO / "config" / "sample", date.today()), "t")
+    seed_sample_staff(engine)
     client = await Client.connect(
         dev_server.address,
         data_converter=pydantic_data_converter,

@@ -49,6 +49,7 @@ from starter.devserver import DevServer
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
 from tests.helpers import REPO
+from tests.helpers.store import seed_sample_staff
 from worker import build_worker
 
 NOTES = "Applicant disclosed SECRET-NOTE-4e1d at the front desk"
@@ -162,6 +163,7 @@ async def encrypted_worker(
     create_schema(engine)
     today = local_date(datetime.now(UTC))
     save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
+    seed_sample_staff(engine)
     client = await Client.connect(
         server.address, data_converter=data_converter(EncryptionCodec(keys))
     )
@@ -228,6 +230,7 @@ async def test_a_case_started_in_plaintext_keeps_running_with_encryption_on(
     create_schema(engine)
     today = local_date(datetime.now(UTC))
     save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
+    seed_sample_staff(engine)
     plain_client = await Client.connect(dev_server.address, data_converter=data_converter(None))
     async with build_worker(plain_client, engine, queue, activity_executor):
         cases = CaseClient(plain_client, queue)

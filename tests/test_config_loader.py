@@ -9,6 +9,7 @@ import pytest
 
 from config_files import load_and_validate, load_configuration
 from domain.config_errors import ConfigIssue, ConfigurationError
+from domain.messages import MESSAGE_NAMES
 from models.config import CONFIG_FILES, Configuration
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,20 +36,20 @@ def test_sample_folder_loads() -> None:
     }
     assert len(config.topics) >= 12
     assert len(config.task_definitions) >= 20
-    assert {u.key for u in config.users} >= {
-        *(f"adviser{n}" for n in range(1, 6)),
-        "tl1",
-        "tl2",
-        "manager1",
-        "ooh1",
-        "ooh2",
-    }
+    # Staff are the directory's (config/sample/staff.csv feeds it), not the configuration's.
+    assert config.users == []
+    assert all(not r.members and not r.permissions for r in config.roles)
+    # Every message has its row in the sample (none falls back to the default rule).
+    assert {r.message for r in config.permissions} == set(MESSAGE_NAMES)
 
 
 def test_demo_folder_loads_with_the_sample_staff() -> None:
     demo, sample = load_configuration(DEMO), load_configuration(SAMPLE)
-    assert demo.users == sample.users
-    assert demo.roles == sample.roles
+    assert (REPO / "config" / "demo" / "staff.csv").read_text() == (
+        REPO / "config" / "sample" / "staff.csv"
+    ).read_text()
+    assert [(r.key, r.name) for r in demo.roles] == [(r.key, r.name) for r in sample.roles]
+    assert demo.permissions == sample.permissions
     assert {w.key for w in demo.workflow_types} == {
         "prevention-duty",
         "relief-duty",
@@ -59,6 +60,8 @@ def test_demo_folder_loads_with_the_sample_staff() -> None:
 def test_single_file_equals_folder(tmp_path: Path) -> None:
     text = ""
     for section, name in CONFIG_FILES.items():
+        if not (SAMPLE / name).exists():
+            continue  # users.yaml: staff are the directory's
         body = (SAMPLE / name).read_text().splitlines()
         text += f"{section}:\n" + "".join(f"  {line}\n" for line in body)
     single = tmp_path / "all.yaml"
@@ -132,14 +135,15 @@ def test_every_error_of_every_layer_is_listed(tmp_path: Path) -> None:
     """A YAML error in one file, schema errors in another, semantic errors in a third: all
     reported together; references into the unreadable file are not reported."""
     for name in CONFIG_FILES.values():
-        (tmp_path / name).write_text((SAMPLE / name).read_text())
+        if (SAMPLE / name).exists():
+            (tmp_path / name).write_text((SAMPLE / name).read_text())
     # YAML error: the whole escalation rules file is unreadable.
     (tmp_path / "escalation_rules.yaml").write_text("- key: [unclosed\n")
-    # Schema errors in two items of users.yaml (a misspelt field, a missing key).
-    users = (tmp_path / "users.yaml").read_text()
-    users = users.replace("display_name: Evan Lloyd", "display_nam: Evan Lloyd")
-    users += "- display_name: Nobody\n"
-    (tmp_path / "users.yaml").write_text(users)
+    # Schema errors in two items of roles.yaml (a misspelt field, a missing key).
+    roles = (tmp_path / "roles.yaml").read_text()
+    roles = roles.replace("name: Team leaders", "nam: Team leaders")
+    roles += "- name: Nobody\n"
+    (tmp_path / "roles.yaml").write_text(roles)
     # A semantic error: a topic mapped to a workflow type that does not exist.
     topics = (tmp_path / "topics.yaml").read_text()
     (tmp_path / "topics.yaml").write_text(
@@ -153,13 +157,13 @@ def test_every_error_of_every_layer_is_listed(tmp_path: Path) -> None:
     found = [(i.file, i.item, i.rule) for i in issues]
     assert found == [
         ("escalation_rules.yaml", "-", "yaml"),
-        ("users.yaml", "adviser4", "schema"),
-        ("users.yaml", "adviser4", "schema"),
-        ("users.yaml", "#11", "schema"),
+        ("roles.yaml", "team-leaders", "schema"),
+        ("roles.yaml", "team-leaders", "schema"),
+        ("roles.yaml", "#6", "schema"),
         ("topics.yaml", "disrepair-or-overcrowding", "unknown-reference"),
     ], "\n".join(map(str, issues))
-    # adviser4 is referenced by a role, but its item failed the schema: no cascade error.
-    assert not any(i.rule == "unknown-reference" and "adviser4" in i.message for i in issues)
+    # team-leaders is granted permissions, but its item failed the schema: no cascade error.
+    assert not any(i.rule == "unknown-reference" and "team-leaders" in i.message for i in issues)
     text = str(ConfigurationError(issues))
     assert text.splitlines() == [str(i) for i in issues]
 
@@ -175,7 +179,7 @@ def test_single_file_issues_name_the_file_and_section(tmp_path: Path) -> None:
     assert [(i.file, i.item, i.rule, i.line) for i in issues] == [
         ("council.yaml", "teams", "schema", 5),
         ("council.yaml (users)", "adviser1", "schema", 2),
-        ("council.yaml (roles)", "advisers", "unknown-reference", 4),
+        ("council.yaml (roles)", "advisers", "staff-in-directory", 4),
     ]
 
 

@@ -254,8 +254,20 @@ async def test_case_lifecycle_through_the_client(stack: Stack, dev_server: DevSe
     assert task_of(state, "housing-options-interview").completed_by == new_owner
     audit = {(a.request_id, a.outcome) for a in state.audit if a.request_id}
     assert ("sig-bad", "refused") in audit and ("sig-interview", "accepted") in audit
-    # Refused updates never reached the history, so never the audit trail.
-    assert not {"r1", "r2", "r3", "r4", "r5"} & {a.request_id for a in state.audit}
+    # Refusals on the case's own state never reached the history, so never the audit trail;
+    # those on the staff directory's facts were decided after the lookup and are audited,
+    # refused, naming the actor.
+    assert not {"r1", "r4"} & {a.request_id for a in state.audit}
+    directory_refusals = {
+        (a.request_id, a.actor, a.detail.split(":")[0])
+        for a in state.audit
+        if a.request_id in ("r2", "r3", "r5")
+    }
+    assert directory_refusals == {
+        ("r2", "nobody", "unknown_actor"),
+        ("r3", "ooh1", "not_permitted"),
+        ("r5", case_owner, "user_unavailable"),
+    }
 
     # The store's reporting copy follows the case (written by the worker's activities).
     async def recorded() -> Any:

@@ -47,6 +47,7 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
+from domain.case_rules import DIRECTORY_REFUSAL_CODES
 from domain.messages import MESSAGES
 from domain.planner.schedule import pending_events
 from models.case import CaseState
@@ -243,6 +244,9 @@ class Sender:
                 self.problems.append(f"update {name} failed without a code: {cause!r:.300}")
             elif len(str(cause)) > REFUSAL_MAX_CHARS:
                 self.problems.append(f"update {name}: refusal of {len(str(cause))} characters")
+            elif cause.type in DIRECTORY_REFUSAL_CODES:
+                # Decided after the directory lookup: accepted into history, audited.
+                self.updates_accepted += 1
             return
         except Exception as err:  # an RPC error, a timeout: the update was not answered
             self.problems.append(f"update {name} was not answered: {type(err).__name__}: {err}")
@@ -254,7 +258,8 @@ class Sender:
 
 
 def _handled(state: CaseState) -> int:
-    """Audit entries for messages: one per signal and per accepted update."""
+    """Audit entries for messages: one per signal and per update accepted into history
+    (carried out, or refused on the directory's facts)."""
     return sum(
         1 for a in state.audit if a.action in MESSAGE_NAMES and a.outcome in ("accepted", "refused")
     )

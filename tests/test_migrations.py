@@ -26,6 +26,7 @@ from sqlalchemy import Column, Engine, Integer, String, Table, text
 
 from store import migrate
 from store.db import create_schema, make_engine
+from store.directory import StaffDirectory, load_directory
 from store.repository import (
     case_audit,
     configuration,
@@ -120,6 +121,19 @@ def test_a_store_written_by_main_upgrades_to_head_and_keeps_every_row(main_store
     ]
     alerts = inbox(main_store, "manager1")
     assert sorted(a.indicator for a in alerts) == ["amber", "target_exceeded"]
+
+    # The staff of the configuration in force are in the live directory (0005), with the
+    # same roles, absences and disabled accounts, each change recorded as the migration's.
+    snapshot = load_directory(main_store)
+    assert config.users and set(snapshot.staff) == {u.key for u in config.users}
+    for user in config.users:
+        member = snapshot.staff[user.key]
+        assert (member.display_name, member.disabled) == (user.display_name, user.disabled)
+        assert list(member.absences) == list(user.absences)
+        day = open_case.created_at.date()
+        assert member.roles_on(day) == sorted(r.key for r in config.roles if user.key in r.members)
+    history = StaffDirectory(main_store).history()
+    assert history and {h.changed_by for h in history} == {"migration.0005"}
 
     # And the upgraded store takes new writes of today's code.
     assert record_case(main_store, open_case.model_copy(update={"revision": 4, "audit": []}))

@@ -20,6 +20,7 @@ from models.activities import Alert, AlertInput, AlertKey, AlertResult
 from models.case import Owner
 from models.config import Configuration, EscalationRuleConfig
 from store.repository import AlertRow, inbox, save_configuration
+from tests.helpers.store import seed_sample_staff
 
 T0 = datetime(2026, 12, 22, 10, 0, tzinfo=UTC)
 
@@ -64,6 +65,7 @@ def run(fn: Any, arg: Any) -> Any:
 @pytest.fixture
 def stored(engine: Engine, sample_config: Configuration) -> Engine:
     save_configuration(engine, sample_config, "sample")
+    seed_sample_staff(engine)
     return engine
 
 

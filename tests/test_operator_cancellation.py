@@ -40,6 +40,7 @@ from tests.helpers.stack import (
     make_store,
     running_worker,
     service_env,
+    staff_file,
     starter_cli,
     starter_cli_async,
 )
@@ -291,6 +292,8 @@ async def test_the_worker_installs_the_schedule_and_the_cli_reconciles(
         assert upgraded.returncode == 0, str(upgraded)
         loaded = starter_cli(env, "--json", "config", "load", SAMPLE_CONFIG)
         assert loaded.returncode == 0, str(loaded)
+        staff = starter_cli(env, "staff", "import", staff_file(SAMPLE_CONFIG))
+        assert staff.returncode == 0, str(staff)
         client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
         schedule = client.get_schedule_handle(schedule_id(queue))
         with running_worker(env, tmp_path / "worker.log") as worker:

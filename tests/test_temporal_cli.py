@@ -260,7 +260,13 @@ def test_a_case_driven_entirely_by_the_temporal_cli(
     assert [t.status for t in exact.tasks] == ["completed", "completed", "open", "open"]
     accepted = {a.request_id for a in exact.audit if a.outcome == "accepted"}
     assert {"sig-1", "u-2", "u-3", "u-4"} <= accepted
-    assert not {"u-0", "u-1"} & {a.request_id for a in exact.audit}
+    # A refusal on the case's own state (u-0) never reached the history; one on the staff
+    # directory's facts (u-1: the new owner is disabled) was decided after the lookup, so it
+    # is in the audit trail, refused, with its actor.
+    assert "u-0" not in {a.request_id for a in exact.audit}
+    (u1,) = [a for a in exact.audit if a.request_id == "u-1"]
+    assert (u1.outcome, u1.actor) == ("refused", case_owner)
+    assert u1.detail.startswith("user_unavailable: ")
 
     # Visibility: list by the search attributes the workflow keeps current.
     def listed_with_owners() -> list[dict[str, Any]] | None:

@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from models.messages import HoldTask, RaiseCase, ReleaseTask
-from starter.client import CaseClient
+from starter.client import CaseClient, RequestRefusedError
 from starter.devserver import DevServer
 from starter.worker_process import WorkerProcess, worker_env
 from tests.helpers import REPO
@@ -119,8 +119,32 @@ async def test_a_case_from_the_previous_release_is_held_on_this_one(
         state = await cases.state(ref)
         task = state.task("call-back")
         assert task is not None and len(task.holds) == 1
+        # The staff the previous release's configuration listed are in the live directory
+        # (migration 0005), and the case now checks people against it: adviser3 disabled
+        # today is refused on the case raised before.
+        disabled = starter_cli(env, "staff", "disable", "adviser3", "--by", "hr")
+        assert disabled.returncode == 0, str(disabled)
+        with pytest.raises(RequestRefusedError) as refused:
+            await cases.hold_task(
+                ref,
+                HoldTask(
+                    request_id="upgrade-hold-2",
+                    actor="adviser3",
+                    task="call-back",
+                    reason="applicant_unavailable",
+                    planned_release=until,
+                ),
+            )
+        assert refused.value.code == "actor_disabled"
         # The events the previous release wrote replayed: no workflow task failed.
         history = await client.get_workflow_handle(f"case-{ref}").fetch_history()
+        markers = [
+            e.marker_recorded_event_attributes.SerializeToString()
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+        ]
+        assert not any(b'"live-directory"' in m for m in markers)  # raised before it
+        assert any(b"live-directory-from-" in m for m in markers)  # live from its next message
         failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
         assert failed == []
     finally:

@@ -43,6 +43,7 @@ from models.messages import HoldTask, RaiseCase
 from starter.client import CaseClient
 from starter.devserver import DevServer, start_dev_server
 from store.db import create_schema, make_engine
+from store.directory import import_file
 from store.repository import save_configuration
 from tests.helpers import REPO
 from tests.helpers.workflow_harness import wait_open
@@ -155,6 +156,7 @@ async def web_ui(
     engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
     create_schema(engine)
     save_configuration(engine, load_and_validate(CONFIG, date.today()), "web-ui-test")
+    import_file(engine, CONFIG.with_name("web_ui_config_staff.csv"))
     client = await Client.connect(ui_server.address, data_converter=pydantic_data_converter)
     cases = CaseClient(client, QUEUE)
     try:

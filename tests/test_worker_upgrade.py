@@ -37,6 +37,7 @@ from starter.devserver import DevServer
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
 from tests.helpers import REPO
+from tests.helpers.store import seed_sample_staff
 from worker import PASSTHROUGH, build_worker
 from workflows.case_workflow import WORKFLOW_TYPE, HousingOptionsCase
 
@@ -125,6 +126,7 @@ async def test_a_case_started_on_build_a_continues_on_build_b(
     create_schema(engine)
     today = local_date(datetime.now(UTC))
     save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
+    seed_sample_staff(engine)
     client = await Client.connect(dev_server.address, data_converter=data_converter(None))
     queue = f"upgrade-{uuid.uuid4().hex[:8]}"
     ref = f"UPG-{uuid.uuid4().hex[:8]}"
@@ -164,9 +166,12 @@ async def test_a_case_started_on_build_a_continues_on_build_b(
     # The case A started keeps A's behaviour to its end (B's `patched` answered False while
     # replaying A's events, and keeps that answer for the run); the case B opened takes B's.
     def patch_markers(history: WorkflowHistory) -> int:
+        """Markers of build B's patch (the product's own patches, such as live-directory,
+        are recorded too)."""
         return sum(
             e.HasField("marker_recorded_event_attributes")
             and e.marker_recorded_event_attributes.marker_name == "core_patch"
+            and PATCH.encode() in e.marker_recorded_event_attributes.SerializeToString()
             for e in history.events
         )
 

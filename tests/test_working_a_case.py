@@ -40,7 +40,22 @@ from tests.helpers.factories import (
     sla,
     step,
     task,
+    with_pinned_staff,
 )
+
+
+class rules:
+    """The checks with the directory facts of the definition's pinned staff (the factories'
+    STAFF and ROLES); tests/test_permissions.py checks the rules against live facts."""
+
+    check_hold_task = staticmethod(with_pinned_staff(case_rules.check_hold_task))
+    check_release_task = staticmethod(with_pinned_staff(case_rules.check_release_task))
+    check_hold_case = staticmethod(with_pinned_staff(case_rules.check_hold_case))
+    check_release_case = staticmethod(with_pinned_staff(case_rules.check_release_case))
+    check_revise_target = staticmethod(with_pinned_staff(case_rules.check_revise_target))
+    check_cancel_task = staticmethod(with_pinned_staff(case_rules.check_cancel_task))
+    check_complete_task = staticmethod(with_pinned_staff(case_rules.check_complete_task))
+
 
 _ids = iter(range(1, 1_000_000))
 
@@ -116,14 +131,14 @@ def hold(defn: CaseDefinition, state: CaseState, key: str, now: datetime, until:
     req = HoldTask(
         request_id=rid(), actor="bob", task=key, reason="awaiting_documents", planned_release=until
     )
-    send(defn, state, req, now, case_rules.check_hold_task, working.hold_task)
+    send(defn, state, req, now, rules.check_hold_task, working.hold_task)
 
 
 def release(
     defn: CaseDefinition, state: CaseState, key: str, now: datetime, move: datetime | None = None
 ) -> None:
     req = ReleaseTask(request_id=rid(), actor="bob", task=key, planned_release=move)
-    send(defn, state, req, now, case_rules.check_release_task, working.release_task)
+    send(defn, state, req, now, rules.check_release_task, working.release_task)
 
 
 def refused(check: Callable[[], object], code: str, contains: str = "") -> str:
@@ -233,7 +248,7 @@ def test_statutory_task_cannot_be_held() -> None:
         planned_release=london(2026, 4, 20, 10),
     )
     refused(
-        lambda: case_rules.check_hold_task(defn, state, req, london(2026, 4, 1, 10)),
+        lambda: rules.check_hold_task(defn, state, req, london(2026, 4, 1, 10)),
         "statutory_period",
         "statutory period",
     )
@@ -254,27 +269,23 @@ def test_hold_refusals_name_the_rule() -> None:
         return HoldTask.model_validate(base | kw)
 
     refused(
-        lambda: case_rules.check_hold_task(defn, state, req(planned_release=now), now),
+        lambda: rules.check_hold_task(defn, state, req(planned_release=now), now),
         "not_in_future",
     )
     refused(
-        lambda: case_rules.check_hold_task(defn, state, req(reason="bored"), now),
+        lambda: rules.check_hold_task(defn, state, req(reason="bored"), now),
         "unknown_reason",
         "awaiting_documents",
     )
+    refused(lambda: rules.check_hold_task(defn, state, req(actor="erin"), now), "not_permitted")
     refused(
-        lambda: case_rules.check_hold_task(defn, state, req(actor="erin"), now), "not_permitted"
-    )
-    refused(
-        lambda: case_rules.check_hold_task(
-            defn, state, req(planned_release=london(2031, 1, 1)), now
-        ),
+        lambda: rules.check_hold_task(defn, state, req(planned_release=london(2031, 1, 1)), now),
         "calendar_out_of_range",
     )
     hold(defn, state, "interview", now, london(2026, 4, 20, 10))
-    refused(lambda: case_rules.check_hold_task(defn, state, req(), now), "task_on_hold", "held")
+    refused(lambda: rules.check_hold_task(defn, state, req(), now), "task_on_hold", "held")
     loose = ReleaseTask(request_id=rid(), actor="bob", task="call_back")
-    refused(lambda: case_rules.check_release_task(defn, state, loose, now), "task_not_on_hold")
+    refused(lambda: rules.check_release_task(defn, state, loose, now), "task_not_on_hold")
 
 
 def test_a_lagging_task_held_has_its_start_moved() -> None:
@@ -283,7 +294,7 @@ def test_a_lagging_task_held_has_its_start_moved() -> None:
     # opening of the 2nd working day after 2 Apr (Fri 3 and Mon 6 are holidays) = Wed 8 Apr.
     for key, at in (("interview", london(2026, 4, 1, 10)), ("plan", london(2026, 4, 2, 10))):
         req = CompleteTask(request_id=rid(), actor="bob", task=key)
-        send(defn, state, req, at, case_rules.check_complete_task, planner.complete_task)
+        send(defn, state, req, at, rules.check_complete_task, planner.complete_task)
     assert t(state, "letter").status == "lagging"
     assert t(state, "letter").starts_at == london(2026, 4, 8, 9)
     hold(defn, state, "letter", london(2026, 4, 2, 12), london(2026, 4, 8, 10))
@@ -305,7 +316,7 @@ def test_case_hold_with_a_statutory_case_target() -> None:
         reason="applicant_unavailable",
         planned_release=london(2026, 4, 14, 10),
     )
-    send(defn, state, req, london(2026, 4, 1, 10), case_rules.check_hold_case, working.hold_case)
+    send(defn, state, req, london(2026, 4, 1, 10), rules.check_hold_case, working.hold_case)
     assert state.hold is not None and state.case_sla is not None
     assert not state.case_sla.held  # a statutory case target keeps running
     assert t(state, "review").status == "open"  # statutory: never held
@@ -327,7 +338,7 @@ def test_case_hold_holds_the_case_target() -> None:
     req = HoldCase(
         request_id=rid(), actor="alice", reason="other", planned_release=london(2026, 4, 30, 10)
     )
-    send(defn, state, req, london(2026, 4, 8, 10), case_rules.check_hold_case, working.hold_case)
+    send(defn, state, req, london(2026, 4, 8, 10), rules.check_hold_case, working.hold_case)
     assert state.case_sla.held
     done = ReleaseCase(request_id=rid(), actor="alice")
     send(
@@ -335,7 +346,7 @@ def test_case_hold_holds_the_case_target() -> None:
         state,
         done,
         london(2026, 4, 10, 15),
-        case_rules.check_release_case,
+        rules.check_release_case,
         working.release_case,
     )
     # Days d with 8 Apr < d <= 10 Apr: 2. The case target moves two days later.
@@ -353,7 +364,7 @@ def test_revision_after_a_breach_starts_a_new_round() -> None:
         state,
         req,
         london(2026, 4, 7, 11),
-        case_rules.check_complete_task,
+        rules.check_complete_task,
         planner.complete_task,
     )
     catch_up(defn, state, london(2026, 4, 7, 11))
@@ -373,7 +384,7 @@ def test_revision_after_a_breach_starts_a_new_round() -> None:
         state,
         revise,
         london(2026, 4, 10, 10),
-        case_rules.check_revise_target,
+        rules.check_revise_target,
         working.revise_target,
     )
     plan_task = t(state, "plan")
@@ -404,7 +415,7 @@ def test_revision_refusals() -> None:
         }
         return ReviseTarget.model_validate(base | kw)
 
-    check = case_rules.check_revise_target
+    check = rules.check_revise_target
     refused(lambda: check(defn, state, req(target=now), now), "not_in_future")
     refused(lambda: check(defn, state, req(task="call_back"), now), "revision_not_allowed")
     refused(lambda: check(defn, state, req(task="review", actor="alice"), now), "statutory_period")
@@ -427,19 +438,19 @@ def test_cancel_with_and_without_its_chain() -> None:
     now = london(2026, 4, 1, 10)
     alone = CancelTask(request_id=rid(), actor="bob", task="interview", reason="no_longer_required")
     message = refused(
-        lambda: case_rules.check_cancel_task(defn, state, alone, now), "dependants_not_cascaded"
+        lambda: rules.check_cancel_task(defn, state, alone, now), "dependants_not_cascaded"
     )
     assert "plan, letter" in message
     chain = CancelTask(
         request_id=rid(), actor="bob", task="interview", reason="no_longer_required", cascade=True
     )
-    send(defn, state, chain, now, case_rules.check_cancel_task, working.cancel_task)
+    send(defn, state, chain, now, rules.check_cancel_task, working.cancel_task)
     assert [t(state, k).status for k in ("interview", "plan", "letter")] == ["cancelled"] * 3
     assert t(state, "plan").cancel_reason == "no_longer_required"
     # The cancelled mandatory tasks no longer block the case from finishing.
     for key in ("call_back", "visit", "review"):
         done = CompleteTask(request_id=rid(), actor="alice", task=key, late_reason="workload")
-        send(defn, state, done, now, case_rules.check_complete_task, planner.complete_task)
+        send(defn, state, done, now, rules.check_complete_task, planner.complete_task)
     assert planner.case_may_finish(state)
 
 
@@ -448,24 +459,24 @@ def test_late_completion_needs_a_reason_and_outcomes_are_checked() -> None:
     late = london(2026, 4, 10, 10)  # after Thu 9 Apr 17:00
     bare = CompleteTask(request_id=rid(), actor="bob", task="interview")
     catch_up(defn, state, late)
-    refused(lambda: case_rules.check_complete_task(defn, state, bare, late), "late_reason_required")
+    refused(lambda: rules.check_complete_task(defn, state, bare, late), "late_reason_required")
     odd = CompleteTask(request_id=rid(), actor="bob", task="interview", late_reason="nope")
-    refused(lambda: case_rules.check_complete_task(defn, state, odd, late), "unknown_reason")
+    refused(lambda: rules.check_complete_task(defn, state, odd, late), "unknown_reason")
     outcome = CompleteTask(
         request_id=rid(), actor="bob", task="interview", late_reason="workload", outcome="x"
     )
-    refused(lambda: case_rules.check_complete_task(defn, state, outcome, late), "unknown_outcome")
+    refused(lambda: rules.check_complete_task(defn, state, outcome, late), "unknown_outcome")
     good = CompleteTask(
         request_id=rid(), actor="bob", task="interview", late_reason="workload", note="called"
     )
-    send(defn, state, good, late, case_rules.check_complete_task, planner.complete_task)
+    send(defn, state, good, late, rules.check_complete_task, planner.complete_task)
     assert t(state, "interview").late_reason == "workload"
     assert t(state, "interview").completion_notes == "called"
     # Completed at the target's own minute is on time (DOMAIN "Precision").
     defn, state = _case(RAISED)
     on_time = CompleteTask(request_id=rid(), actor="bob", task="interview")
     at = london(2026, 4, 9, 17, 0, 30)
-    send(defn, state, on_time, at, case_rules.check_complete_task, planner.complete_task)
+    send(defn, state, on_time, at, rules.check_complete_task, planner.complete_task)
 
 
 def test_completing_a_held_task_ends_its_hold() -> None:
@@ -478,7 +489,7 @@ def test_completing_a_held_task_ends_its_hold() -> None:
         state,
         done,
         london(2026, 4, 10, 10),
-        case_rules.check_complete_task,
+        rules.check_complete_task,
         planner.complete_task,
     )
     interview = t(state, "interview")
@@ -559,7 +570,7 @@ def test_a_revision_round_never_reuses_an_alert_identity(gaps: list[int]) -> Non
         state,
         req,
         london(2026, 4, 7, 11),
-        case_rules.check_complete_task,
+        rules.check_complete_task,
         planner.complete_task,
     )
     now = london(2026, 4, 7, 11)
@@ -573,7 +584,7 @@ def test_a_revision_round_never_reuses_an_alert_identity(gaps: list[int]) -> Non
             target=now + timedelta(days=1),
             reason="other",
         )
-        case_rules.check_revise_target(defn, state, revise, now)
+        rules.check_revise_target(defn, state, revise, now)
         working.revise_target(defn, state, revise, now)
     catch_up(defn, state, now + timedelta(days=3))
     identities = [(f.indicator, f.occurrence) for f in t(state, "plan").fired]
@@ -585,24 +596,22 @@ def test_case_hold_refusals() -> None:
     defn, state = _case(RAISED)
     now = london(2026, 4, 1, 10)
     free = ReleaseCase(request_id=rid(), actor="alice")
-    refused(lambda: case_rules.check_release_case(defn, state, free, now), "case_not_on_hold")
+    refused(lambda: rules.check_release_case(defn, state, free, now), "case_not_on_hold")
     req = HoldCase(
         request_id=rid(), actor="alice", reason="other", planned_release=london(2026, 4, 9, 10)
     )
     refused(
-        lambda: case_rules.check_hold_case(
-            defn, state, req.model_copy(update={"actor": "bob"}), now
-        ),
+        lambda: rules.check_hold_case(defn, state, req.model_copy(update={"actor": "bob"}), now),
         "not_permitted",
     )
-    send(defn, state, req, now, case_rules.check_hold_case, working.hold_case)
+    send(defn, state, req, now, rules.check_hold_case, working.hold_case)
     again = req.model_copy(update={"request_id": rid()})
-    refused(lambda: case_rules.check_hold_case(defn, state, again, now), "case_on_hold")
+    refused(lambda: rules.check_hold_case(defn, state, again, now), "case_on_hold")
     untargeted = ReviseTarget(
         request_id=rid(), actor="bob", task="visit", target=london(2026, 4, 9, 10), reason="other"
     )
     # "visit" is held by the case hold.
-    refused(lambda: case_rules.check_revise_target(defn, state, untargeted, now), "task_on_hold")
+    refused(lambda: rules.check_revise_target(defn, state, untargeted, now), "task_on_hold")
 
 
 def test_a_task_without_an_sla_has_no_target_to_revise() -> None:
@@ -614,7 +623,7 @@ def test_a_task_without_an_sla_has_no_target_to_revise() -> None:
     req = ReviseTarget(
         request_id=rid(), actor="alice", task="note", target=london(2026, 4, 9, 10), reason="other"
     )
-    refused(lambda: case_rules.check_revise_target(defn, state, req, RAISED), "no_target")
+    refused(lambda: rules.check_revise_target(defn, state, req, RAISED), "no_target")
 
 
 def test_a_case_raised_before_the_rules_keeps_its_own() -> None:
@@ -634,7 +643,7 @@ def test_a_case_raised_before_the_rules_keeps_its_own() -> None:
     late = london(2026, 4, 10, 10)
     catch_up(old, state, late)
     bare = CompleteTask(request_id=rid(), actor="bob", task="interview")
-    case_rules.check_complete_task(old, state, bare, late)
+    rules.check_complete_task(old, state, bare, late)
     calendar = planner.sla_calendar_of(old, planner.task_sla(old, "call_back"))  # type: ignore[arg-type]
     start = london(2026, 1, 13, 15).replace(microsecond=14_000)
     assert calendar.due(start, p(2, "hours")) == london(2026, 1, 14, 9).replace(microsecond=14_000)

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import RequestRefused, describe_invalid, is_key, is_request_id
     from domain.messages import MESSAGES, Message
     from domain.planner import audit
+    from domain.staff import keys_to_look_up, pinned_facts
     from models.activities import (
         AlertInput,
         AlertResult,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.case import CASE_TARGET, CaseState, Owner, target_task
     from models.definition import CaseDefinition
+    from models.directory import DirectoryFacts, DirectoryQuery
     from models.messages import CarriedCase, CaseInput, TaskView
     from workflows import search
 
@@ -58,6 +60,14 @@ _STORE_RETRY = RetryPolicy(
     non_retryable_error_types=["DefinitionError"],
 )
 _LOCAL_TIMEOUT = timedelta(seconds=30)
+# The patch that moved "who may act" from the pinned staff directory to the live one: with it,
+# a message's actor and the users it names are looked up by the `directory_facts` local
+# activity. A run that replayed messages handled before it (its first check of the patch came
+# back False) takes it from its next live message, under `LIVE_DIRECTORY-from-<revision>`.
+LIVE_DIRECTORY = "live-directory"
+# Refusals are recorded at once (0.1.0); decided at a case's first refusal, or with the live
+# directory (`HousingOptionsCase._live_directory`).
+RECORD_REFUSALS = "record-refusals"
 _ALERT_TIMEOUT = timedelta(seconds=30)
 
 
@@ -169,6 +179,8 @@ class HousingOptionsCase:
             self._defn = input.carried.definition
             self._state = input.carried.state
         self._lock = asyncio.Lock()
+        # Whether this run checks messages against the live directory (`_live_directory`).
+        self._live = False
         # Set by every accepted message; the loop wakes, replans and records.
         self._changed = False
         self._timer: asyncio.Task[None] | None = None
@@ -284,13 +296,51 @@ class HousingOptionsCase:
         )
         return was_open
 
-    @staticmethod
-    def _check_raise(input: CaseInput, defn: CaseDefinition) -> None:
-        """Refuse a case the definition cannot run: the case fails at once, naming why."""
+    async def _check_raise(self, input: CaseInput, defn: CaseDefinition) -> None:
+        """Refuse a case the definition cannot run: the case fails at once, naming why. The
+        raiser must be an active member of staff in the live directory (cases raised before
+        it: in the pinned one)."""
+        keys, today = [input.case.raised_by], planner.case_today(defn, workflow.now())
+        if self._live:
+            facts = await self._directory_facts(keys, today)
+        else:
+            facts = pinned_facts(defn, keys, today)
         try:
-            case_rules.check_raise(defn, input.case)
+            case_rules.check_raise(defn, input.case, facts)
         except RequestRefused as refused:
             raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None
+
+    def _live_directory(self) -> bool:
+        """Whether the case checks people against the live directory (see `LIVE_DIRECTORY`).
+
+        Called only where a history event starts the workflow's work: the opening of the case
+        and the entry of a message handler, before any local activity. A local activity's
+        result can come back in a later workflow task than the one its marker is recorded in;
+        a replay resolves it from the marker at once, so a `patched` call made after it could
+        be answered in another workflow task on replay than when it ran (a nondeterminism
+        error, seen when a worker was killed under load). For the same reason the refusal
+        patch (`record-refusals`, decided at a case's first refusal, which now follows the
+        directory's local activity) is decided here too once the case is live."""
+        if not self._live and (
+            workflow.patched(LIVE_DIRECTORY)
+            or workflow.patched(f"{LIVE_DIRECTORY}-from-{self._revision}")
+        ):
+            self._live = True
+            workflow.patched(RECORD_REFUSALS)
+        return self._live
+
+    async def _directory_facts(self, keys: list[str], on: Any) -> DirectoryFacts:
+        """The live directory's facts about `keys` on `on` (one local activity, answered
+        from the worker's cache of the directory)."""
+        facts: DirectoryFacts = await workflow.execute_local_activity(
+            "directory_facts",
+            DirectoryQuery(keys=keys, on=on),
+            result_type=DirectoryFacts,
+            start_to_close_timeout=_LOCAL_TIMEOUT,
+            retry_policy=_STORE_RETRY,
+            summary=f"staff directory: {len(keys)} people",
+        )
+        return facts
 
     def _should_continue_as_new(self, input: CaseInput, woke_by_timer: bool) -> bool:
         """Continue as new when the server suggests it, or past our own limit at a quiet
@@ -304,6 +354,8 @@ class HousingOptionsCase:
         )
 
     async def _open_case(self, input: CaseInput) -> None:
+        # Before the first local activity: see `_live_directory`.
+        self._live_directory()
         now = workflow.now()
         defn = await workflow.execute_local_activity(
             "pin_definition",
@@ -313,7 +365,7 @@ class HousingOptionsCase:
             retry_policy=_STORE_RETRY,
             summary=f"pin definition for topic {input.case.topic}",
         )
-        self._check_raise(input, defn)
+        await self._check_raise(input, defn)
         requests = planner.raise_allocation_requests(defn, input.case.extra_tasks)
         allocated = await workflow.execute_local_activity(
             "allocate",
@@ -391,6 +443,7 @@ class HousingOptionsCase:
                     task_owner=task.owner if task is not None else state.owner,
                     case_owner=state.owner,
                     rule=defn.escalation_rules[action.escalation_rule],
+                    on=planner.case_today(defn, workflow.now()),
                 ),
                 result_type=AlertResult,
                 start_to_close_timeout=_ALERT_TIMEOUT,
@@ -513,6 +566,7 @@ class HousingOptionsCase:
         """One path for every message: decode, dedupe, check, allocate if the row asks,
         change, audit. A message that does not decode, or fails its check, is refused: in the
         audit trail (a signal) or to the caller (an update), never by breaking the case."""
+        live = self._live_directory()  # before any wait (see there)
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
             state, defn = self._require()
@@ -526,7 +580,16 @@ class HousingOptionsCase:
                 # Fire anything due before the message's instant first, so the audit trail
                 # and the alerts read in the order things happened.
                 await self._carry_out_due_actions()
-                msg.check(defn, state, req, workflow.now())
+                keys, today = keys_to_look_up(req), planner.case_today(defn, workflow.now())
+                if live:
+                    # What depends only on the case's state first (no I/O for those), then
+                    # the people, looked up now; the lock keeps other handlers and the loop
+                    # out while the lookup runs, so the state checked is the state changed.
+                    msg.check(defn, state, req, workflow.now(), None)
+                    facts = await self._directory_facts(keys, today)
+                else:
+                    facts = pinned_facts(defn, keys, today)
+                msg.check(defn, state, req, workflow.now(), facts)
             except RequestRefused as refused:
                 actor, request_id = _claimed_identity(raw)
                 audit.refused(
@@ -535,7 +598,7 @@ class HousingOptionsCase:
                 self._touch()
                 # Record (and so trim) the trail at once: a flood of refused messages must not
                 # grow the state. Cases started before this wait for their next change.
-                if workflow.patched("record-refusals"):
+                if workflow.patched(RECORD_REFUSALS):
                     self._changed = True
                 workflow.logger.info(
                     "request refused",
@@ -563,7 +626,9 @@ class HousingOptionsCase:
         return planner.task_view(state, key, duplicate=duplicate)
 
     def _validate(self, msg: Message[Any], raw: RawValue) -> None:
-        """Update validator: refuse before anything is written to history."""
+        """Update validator: refuse before anything is written to history what the case's own
+        state and pinned rules refuse (the directory's part runs in the handler, after a
+        lookup a validator may not make). Validators do not run on replay."""
         if self._state is None or self._defn is None:
             raise ApplicationError(
                 "the case has not opened yet; try again in a moment", type="case_not_open_yet"
@@ -572,7 +637,7 @@ class HousingOptionsCase:
             req = _decode(msg, raw)
             if case_rules.check_request_id(self._state, msg.name, req):
                 return
-            msg.check(self._defn, self._state, req, workflow.now())
+            msg.check(self._defn, self._state, req, workflow.now(), None)
         except RequestRefused as refused:
             raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None
 

@@ -7,12 +7,13 @@ printed calendar.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from domain.planner import Action, apply_action, plan
+from domain.planner import Action, apply_action, case_today, plan
+from domain.staff import keys_to_look_up, pinned_facts
 from models.case import CaseState, Owner
 from models.config import (
     Absence,
@@ -31,6 +32,7 @@ from models.config import (
     WorkflowTypeConfig,
 )
 from models.definition import CalendarSnapshot, CaseDefinition
+from models.directory import DirectoryFacts
 from models.period import Period, Unit
 
 LONDON = ZoneInfo("Europe/London")
@@ -257,3 +259,17 @@ def catch_up(defn: CaseDefinition, state: CaseState, now: datetime) -> list[Acti
     for action in due.actions:
         assert apply_action(defn, state, action), action
     return due.actions
+
+
+def with_pinned_staff(
+    check: Callable[[CaseDefinition, CaseState, Any, datetime, DirectoryFacts | None], None],
+) -> Callable[[CaseDefinition, CaseState, Any, datetime], None]:
+    """A message's check given the directory facts of the definition's pinned staff (STAFF and
+    ROLES) for the people the request names, as a case raised before the live directory
+    decides; tests/test_permissions.py checks the same rules against live facts."""
+
+    def checked(defn: CaseDefinition, state: CaseState, req: Any, now: datetime) -> None:
+        facts = pinned_facts(defn, keys_to_look_up(req), case_today(defn, now))
+        check(defn, state, req, now, facts)
+
+    return checked

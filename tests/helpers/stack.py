@@ -181,6 +181,15 @@ class Stack:
     config_version: int
 
 
+def staff_file(config: str) -> str:
+    """The staff export that goes with a configuration: `<folder>/staff.csv`, or
+    `<file stem>_staff.csv` next to a single-file configuration."""
+    path = Path(config)
+    if (REPO / path).is_dir():
+        return str(path / "staff.csv")
+    return str(path.with_name(f"{path.stem}_staff.csv"))
+
+
 @contextmanager
 def started_stack(
     backend: str,
@@ -189,8 +198,9 @@ def started_stack(
     config: str = SAMPLE_CONFIG,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """A store on `backend` with `config` loaded by the command line, and a worker process
-    (its environment plus `extra_env`)."""
+    """A store on `backend` with `config` loaded by the command line, its staff imported
+    into the directory (`staff_file`), and a worker process (its environment plus
+    `extra_env`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with make_store(backend, workdir) as store:
         queue = f"e2e-{backend}-{uuid.uuid4().hex[:8]}"
@@ -202,5 +212,7 @@ def started_stack(
         assert loaded.returncode == 0, str(loaded)
         version = loaded.json()["version"]
         assert isinstance(version, int)
+        staff = starter_cli(env, "staff", "import", staff_file(config))
+        assert staff.returncode == 0, str(staff)
         with running_worker(env, workdir / "worker.log") as worker:
             yield Stack(store, queue, env, worker, version)

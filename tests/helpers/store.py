@@ -24,11 +24,14 @@ from sqlalchemy import Engine, text
 from config_files import load_and_validate
 from models.config import Configuration
 from store.db import create_schema, make_engine
+from store.directory import import_file
 from tests.helpers import REPO
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 # The day the sample configuration is validated on.
 SAMPLE_DAY = date(2026, 11, 25)
+# The day the sample staff (config/sample/staff.csv) joined their roles, in tests.
+STAFF_SINCE = date(2026, 1, 1)
 
 
 @cache
@@ -86,6 +89,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
             yield eng
         finally:
             eng.dispose()
+
+
+def seed_sample_staff(engine: Engine, config: str = "sample") -> None:
+    """The staff of config/<config>/staff.csv in the directory of `engine` (the
+    configuration must be stored first: memberships name its roles)."""
+    import_file(engine, REPO / "config" / config / "staff.csv", on=STAFF_SINCE)
 
 
 @pytest.fixture(scope="session")

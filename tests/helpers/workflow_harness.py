@@ -22,10 +22,11 @@ from domain.planner import local_date
 from starter.client import CaseClient
 from starter.devserver import DevServer
 from store.db import create_schema, make_engine
+from store.directory import import_file
 from store.repository import save_configuration
 from store.schema import InboxAlert
 from tests.helpers import REPO, TESTS
-from tests.helpers.store import SAMPLE_DAY
+from tests.helpers.store import SAMPLE_DAY, STAFF_SINCE
 from tests.helpers.temporal import start_time_skipping
 from worker import build_worker
 
@@ -58,16 +59,22 @@ class CaseEngine:
 
 
 @asynccontextmanager
-async def case_engine(tmp_path: Path, config: str = "sample") -> AsyncIterator[CaseEngine]:
-    """A fresh time-skipping server, store and worker (each test needs its own clock)."""
+async def case_engine(
+    tmp_path: Path, config: str = "sample", directory_ttl: float = 1.0
+) -> AsyncIterator[CaseEngine]:
+    """A fresh time-skipping server, store and worker (each test needs its own clock).
+    `directory_ttl`: how stale the worker's copy of the staff directory may be (0: none)."""
     env = await start_time_skipping()
     engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
     create_schema(engine)
     save_configuration(engine, load_and_validate(REPO / "config" / config, SAMPLE_DAY), "t")
+    import_file(engine, REPO / "config" / config / "staff.csv", on=STAFF_SINCE)
     queue = f"test-{uuid.uuid4().hex[:8]}"
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
-            async with build_worker(env.client, engine, queue, executor):
+            async with build_worker(
+                env.client, engine, queue, executor, directory_ttl=directory_ttl
+            ):
                 yield CaseEngine(env=env, client=CaseClient(env.client, queue), engine=engine)
     finally:
         engine.dispose()
@@ -129,6 +136,7 @@ async def live_cases(
     create_schema(engine)
     today = local_date(datetime.now(UTC))
     save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
+    import_file(engine, REPO / "config" / "sample" / "staff.csv", on=STAFF_SINCE)
     client = await Client.connect(server.address, data_converter=pydantic_data_converter)
     queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
     try:
