@@ -1,9 +1,10 @@
 """`python -m bench`: run the benchmarks, print a table, write JSON, rewrite docs/benchmarks.md.
 
-    python -m bench                          # everything at default sizes (about 12 minutes)
+    python -m bench                          # everything at default sizes (about 20 minutes)
     python -m bench --only herd              # one benchmark (repeat --only for more)
     python -m bench --quick                  # tiny sizes: checks the machinery, not the stack
     python -m bench --herd-cases 2000 --scale-cases 10000 --throughput-seconds 60
+    python -m bench --only herd --workers 1,2 --profile /tmp/prof   # py-spy the workers
 
 docs/benchmarks.md is rewritten after a full run at default or larger sizes (not with
 --quick, not with --only unless --docs is given); --no-docs never writes it.
@@ -22,7 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import core, herd, scale, throughput
-from bench.common import REPO, BenchResult, log, machine, print_table, write_docs, write_json
+from bench.common import (
+    REPO,
+    BenchResult,
+    load_average,
+    log,
+    machine,
+    print_table,
+    write_docs,
+    write_json,
+)
 
 NAMES = ("core", "throughput", "herd", "scale")
 
@@ -44,6 +54,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--throughput-seconds", type=float, default=None)
     p.add_argument("--throughput-concurrency", type=int, default=None)
     p.add_argument("--herd-cases", type=int, default=None)
+    p.add_argument(
+        "--workers",
+        default=None,
+        help="herd: worker processes, or a comma-separated list to run the herd once for "
+        "each (default 1,2; --quick: 1); the bare reference runs on as many as the cases",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="herd: record the worker processes with py-spy into this folder (collapsed "
+        "stacks; summarise with python -m bench.profile_report FOLDER)",
+    )
     p.add_argument("--scale-cases", type=int, default=None)
     p.add_argument(
         "--scale-budget",
@@ -57,7 +80,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def sizes(args: argparse.Namespace) -> dict[str, float]:
     quick = args.quick
     return {
-        "throughput_seconds": args.throughput_seconds or (5 if quick else 60),
+        "throughput_seconds": args.throughput_seconds or (3 if quick else 60),
         "throughput_concurrency": args.throughput_concurrency or (10 if quick else 50),
         "throughput_warmup": 1 if quick else 5,
         "herd_cases": args.herd_cases or (20 if quick else 2000),
@@ -72,37 +95,56 @@ def main(argv: list[str]) -> int:
     size = sizes(args)
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"benchmarks {', '.join(chosen)}; work folder {root}")
-    runners: dict[str, Callable[[], BenchResult]] = {
-        "core": lambda: core.run(quick=args.quick),
-        "throughput": lambda: throughput.run(
-            root / "throughput",
-            seconds=size["throughput_seconds"],
-            concurrency=int(size["throughput_concurrency"]),
-            warmup=size["throughput_warmup"],
-            persist=args.persist,
-        ),
-        "herd": lambda: herd.run(
-            root / "herd", cases=int(size["herd_cases"]), quick=args.quick, persist=args.persist
-        ),
-        "scale": lambda: scale.run(
-            root / "scale",
-            cases=int(size["scale_cases"]),
-            budget=size["scale_budget"],
-            quick=args.quick,
-        ),
+    workers = args.workers or ("1" if args.quick else "1,2")
+    counts = [int(n) for n in workers.split(",") if n.strip()]
+    runners: dict[str, Callable[[], list[BenchResult]]] = {
+        "core": lambda: [core.run(quick=args.quick)],
+        "throughput": lambda: [
+            throughput.run(
+                root / "throughput",
+                seconds=size["throughput_seconds"],
+                concurrency=int(size["throughput_concurrency"]),
+                warmup=size["throughput_warmup"],
+                persist=args.persist,
+            )
+        ],
+        "herd": lambda: [
+            herd.run(
+                root / f"herd-{n}",
+                cases=int(size["herd_cases"]),
+                quick=args.quick,
+                persist=args.persist,
+                workers=n,
+                profile=args.profile / f"{n}w" if args.profile else None,
+            )
+            for n in counts
+        ],
+        "scale": lambda: [
+            scale.run(
+                root / "scale",
+                cases=int(size["scale_cases"]),
+                budget=size["scale_budget"],
+                quick=args.quick,
+            )
+        ],
     }
     results: list[BenchResult] = []
     started = time.monotonic()
     for name in chosen:
         t0 = time.monotonic()
+        load_before = load_average()
         try:
-            result = runners[name]()
+            ran = runners[name]()
         except Exception as err:
             traceback.print_exc()
-            result = BenchResult(name, name, error=f"{type(err).__name__}: {err}")
-        result.seconds = time.monotonic() - t0
-        log(f"{name} done in {result.seconds:.0f} s")
-        results.append(result)
+            ran = [BenchResult(name, name, error=f"{type(err).__name__}: {err}")]
+        seconds = time.monotonic() - t0
+        load_after = load_average()
+        for result in ran:
+            result.seconds = result.seconds or seconds / len(ran)
+            result.params.setdefault("load_average", f"{load_before} / {load_after}")
+        log(f"{name} done in {seconds:.0f} s")
+        results.extend(ran)
     total = time.monotonic() - started
 
     about = machine()

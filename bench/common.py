@@ -18,6 +18,8 @@ import asyncio
 import json
 import os
 import platform
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -193,35 +195,58 @@ def dev_server(workdir: Path, *, persist: bool) -> DevServer:
 
 
 class CpuMeter:
-    """CPU used by the worker, the dev server and this process over a stretch of time, as a
-    share of one core each: shows which of them was the bottleneck."""
+    """CPU used by the worker process(es), the dev server and this process over a stretch of
+    time, as a share of one core each: shows which of them was the bottleneck. With several
+    worker processes, "worker" is their sum; `worker_seconds` gives the CPU seconds each
+    used."""
 
-    def __init__(self, worker: WorkerProcess, server: DevServer) -> None:
-        self.worker = worker
+    def __init__(self, worker: WorkerProcess | Sequence[WorkerProcess], server: DevServer) -> None:
+        self.workers = [worker] if isinstance(worker, WorkerProcess) else list(worker)
         self.server_pid = server.process.pid if server.process else None
         self.start()
 
-    def _sample(self) -> tuple[float, float, float, float]:
+    def _sample(self) -> tuple[float, list[float], float, float]:
         server = cpu_seconds(self.server_pid) if self.server_pid else None
         return (
             time.monotonic(),
-            self.worker.cpu_seconds() or 0.0,
+            [w.cpu_seconds() or 0.0 for w in self.workers],
             server or 0.0,
             time.process_time(),
         )
 
     def start(self) -> None:
         self._t0 = self._sample()
+        self._t1: tuple[float, list[float], float, float] | None = None
+
+    def stop(self) -> None:
+        """Freeze the measurement here (later `shares` and `worker_seconds` use this)."""
+        self._t1 = self._sample()
+
+    def _end(self) -> tuple[float, list[float], float, float]:
+        return self._t1 if self._t1 is not None else self._sample()
+
+    def worker_seconds(self) -> list[float]:
+        """CPU seconds each worker process used since `start` (until `stop`)."""
+        t1 = self._end()
+        return [b - a for a, b in zip(self._t0[1], t1[1], strict=True)]
 
     def shares(self) -> dict[str, float]:
-        """Cores used on average since `start`: worker, dev server, benchmark (load)."""
-        t1 = self._sample()
+        """Cores used on average since `start`: worker(s), dev server, benchmark (load)."""
+        t1 = self._end()
         wall = max(t1[0] - self._t0[0], 1e-9)
         return {
-            "worker": (t1[1] - self._t0[1]) / wall,
+            "worker": sum(self.worker_seconds()) / wall,
             "dev_server": (t1[2] - self._t0[2]) / wall,
             "benchmark": (t1[3] - self._t0[3]) / wall,
         }
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (what else was running), as text."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def file_size(path: Path) -> int:
@@ -313,7 +338,12 @@ def worker_trouble(result: BenchResult, worker: WorkerProcess, label: str = "wor
         goal="0",
         met=counts["deadlock"] == 0,
     )
-    result.add(f"{label}: workflow tasks over 5 s (TMPRL1104)", counts["slow_task"])
+    result.add(
+        f"{label}: workflow tasks over 5 s (TMPRL1104)",
+        counts["slow_task"],
+        goal="0",
+        met=counts["slow_task"] == 0,
+    )
 
 
 async def case_client(address: str, task_queue: str) -> CaseClient:
@@ -402,7 +432,9 @@ def render_results(payload: dict[str, Any]) -> str:
             lines.append(f"- {note}")
         if r.get("notes"):
             lines.append("")
-        lines += [f"Ran for {r['seconds']:.0f} s.", ""]
+        load = r.get("params", {}).get("load_average")
+        where = f" Load average (1/5/15 min) before / after: {load}." if load else ""
+        lines += [f"Ran for {r['seconds']:.0f} s.{where}", ""]
 
     measured = {
         label: [_figure(payload, "herd", f"{label}: lateness {q}") for q in ("p50", "p99", "max")]
@@ -461,3 +493,64 @@ def write_docs(payload: dict[str, Any], path: Path = DOCS) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(SKELETON.format(block=block))
     return path
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+class Profiler:
+    """py-spy attached to running worker processes for a stretch of a benchmark, writing
+    collapsed stacks (`--format raw`, one line per stack with its sample count) that
+    bench/profile_report.py summarises. Sampling does not pause the process
+    (`--nonblocking`); only Python frames are seen (the SDK's Rust core threads are not).
+    With `gil` (the default) only the thread holding the GIL is sampled: a worker process
+    is bound by its GIL, so that is where its Python CPU goes; threads waiting for the GIL
+    or for SQLite's write lock are left out. Nothing happens when `folder` is None or py-spy
+    is not installed."""
+
+    def __init__(self, folder: Path | None, rate: int = 100, *, gil: bool = True) -> None:
+        self.folder = folder
+        self.rate = rate
+        self.gil = gil
+        self._procs: list[subprocess.Popen[bytes]] = []
+        exe = Path(sys.executable).parent / "py-spy"
+        self.exe = str(exe) if exe.exists() else shutil.which("py-spy")
+
+    def start(self, label: str, workers: Sequence[WorkerProcess]) -> None:
+        if self.folder is None or self.exe is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for i, w in enumerate(workers):
+            out = self.folder / f"{label}-w{i + 1}.txt"
+            self._procs.append(
+                subprocess.Popen(
+                    [
+                        self.exe,
+                        "record",
+                        "--pid",
+                        str(w.pid),
+                        "--rate",
+                        str(self.rate),
+                        "--format",
+                        "raw",
+                        "--nonblocking",
+                        *(["--gil"] if self.gil else []),
+                        "--output",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=(self.folder / f"{label}-w{i + 1}.log").open("wb"),
+                )
+            )
+
+    def stop(self) -> None:
+        """SIGINT: py-spy writes what it sampled and exits."""
+        for p in self._procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in self._procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self._procs = []

@@ -9,16 +9,39 @@ themselves still run on their own and print more detail (`python -m bench.bench_
 
 from __future__ import annotations
 
+import json
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import partial
 
 from bench import bench_config, bench_planner
 from bench.common import REPO, BenchResult, log
 from config_files import load_and_validate, load_configuration
 from domain import planner
+from domain.case_definition import build_case_definition
 from domain.config_validation import validate_configuration
+from models.config import Configuration
 
+# Bytes of JSON each sample topic's case pinned on main at 493672e (2026-12-01, before the
+# staff directory left the pin); issue 13's goal is at most half of it.
+PINNED_BASELINE = {
+    "homeless-tonight": 16955,
+    "rough-sleeping": 16951,
+    "threatened-within-56-days": 16062,
+    "private-tenancy-ending": 16089,
+    "rent-or-mortgage-arrears": 16042,
+    "asked-to-leave": 16043,
+    "domestic-abuse": 16951,
+    "relationship-breakdown": 16052,
+    "young-person-16-17": 16967,
+    "care-leaver": 16016,
+    "prison-or-hospital-discharge": 16048,
+    "ex-armed-forces": 16041,
+    "duty-to-refer": 16050,
+    "disrepair-or-overcrowding": 10668,
+    "review-of-a-decision": 11330,
+    "review-of-plan-steps": 9851,
+}
 PLAN_GOAL_US = 1000.0  # "far below a millisecond for ordinary cases" (bench_planner.py)
 CONFIG_GOAL_MS = 2000.0  # "well under two seconds" (bench_config.py)
 
@@ -75,4 +98,30 @@ def run(*, quick: bool = False) -> BenchResult:
             met=cold < CONFIG_GOAL_MS if is_total else None,
         )
         result.add(f"config: {label}, warm (median)", warm, "ms")
+    pinned_sizes(result, config, today)
     return result
+
+
+def pinned_sizes(result: BenchResult, config: Configuration, on: date) -> None:
+    """Bytes of JSON of the definition a case of each sample topic pins (in force on `on`),
+    against the goal of half its size before issue 13; the largest parts in the params."""
+    parts: dict[str, dict[str, int]] = {}
+    for topic in config.topics:
+        try:
+            definition = build_case_definition(config, 1, topic.key, on)
+        except Exception as err:  # a topic not in force, or the builder's signature changed
+            result.notes.append(f"pinned definition of {topic.key}: {type(err).__name__}: {err}")
+            continue
+        size = len(definition.model_dump_json())
+        base = PINNED_BASELINE.get(topic.key)
+        result.add(
+            f"pinned definition, {topic.key}",
+            size,
+            "bytes",
+            goal=f"<= {base // 2:,}" if base else None,
+            met=size <= base // 2 if base else None,
+        )
+        dumped = definition.model_dump(mode="json")
+        by_part = {k: len(json.dumps(v, separators=(",", ":"))) for k, v in dumped.items()}
+        parts[topic.key] = dict(sorted(by_part.items(), key=lambda kv: -kv[1])[:6])
+    result.params["pinned_largest_parts"] = parts

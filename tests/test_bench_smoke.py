@@ -1,6 +1,6 @@
-"""The benchmark suite runs end to end at tiny sizes: `python -m bench --quick` for the core
-benchmark and the throughput benchmark (its own dev server and worker processes), printing a
-table and writing JSON. No timing is asserted: the figures depend on the machine, and
+"""The benchmark suite runs end to end at tiny sizes: `python -m bench --quick` for the core,
+throughput and herd benchmarks (each with its own dev server and worker processes), printing
+a table and writing JSON. No timing is asserted: the figures depend on the machine, and
 benchmarks are scripts that print them (docs/benchmarks.md).
 """
 
@@ -28,6 +28,8 @@ def test_quick_benchmarks_print_a_table_and_write_json(tmp_path: Path) -> None:
             "core",
             "--only",
             "throughput",
+            "--only",
+            "herd",
             "--throughput-seconds",
             "3",
             "--json",
@@ -51,7 +53,7 @@ def test_quick_benchmarks_print_a_table_and_write_json(tmp_path: Path) -> None:
     assert payload["quick"] is True
     assert payload["machine"]["cores"] >= 1
     results = {r["name"]: r for r in payload["results"]}
-    assert set(results) == {"core", "throughput"}
+    assert set(results) == {"core", "throughput", "herd"}
     for result in results.values():
         assert result["error"] is None
         assert result["figures"], result["name"]
@@ -59,6 +61,14 @@ def test_quick_benchmarks_print_a_table_and_write_json(tmp_path: Path) -> None:
     assert throughput["trivial: history events per workflow"] > 0
     assert throughput["case: history events per workflow"] > 0
     assert throughput["ratio (b)/(a), history events per second"] is not None
+    # The herd: the bare reference and the cases, side by side, every alert written once.
+    herd = {f["name"]: f["value"] for f in results["herd"]["figures"]}
+    assert herd["bare: lost"] == 0
+    assert herd["burst: lost"] == 0 and herd["spread: lost"] == 0
+    assert herd["alerts doubled (all inbox rows)"] == 0
+    assert herd["drain rate ratio, case burst / bare reference"] is not None
+    assert herd["burst: history events per alert (from the timer firing)"] > 0
+    assert herd["burst: worker CPU per alert"] is not None
 
     # A quick run never rewrites the published figures.
     assert (docs.read_text() if docs.exists() else None) == docs_before
