@@ -205,6 +205,9 @@ class CaseworkActivities:
             created=created,
             **({"notified": notified} if notified else {}),
         )
+        if input.record is not None:
+            # After the alert: a retry finds the alert written and writes the record again.
+            self._record(input.record)
         return AlertResult(recipients=recipients, created=created)
 
     @activity.defn(name="directory_facts")
@@ -218,6 +221,9 @@ class CaseworkActivities:
     @activity.defn(name="record_case")
     def record_case(self, input: CaseRecord) -> None:
         """Write the reporting copy of the case; an older revision never overwrites a newer."""
+        self._record(input)
+
+    def _record(self, input: CaseRecord) -> None:
         outcome = repository.record_case_outcome(self._engine, input)
         if self._metrics is not None:
             self._metrics.case_recorded(

@@ -80,6 +80,10 @@ class AlertInput(AlertFacts):
     # The case calendar's local date when the alert fires: role memberships are read as of
     # it (None from cases raised before: the London date of `indicator_at`).
     on: date | None = None
+    # The case's reporting copy as it stands once this alert has fired, written by the same
+    # local activity after the alert (cases alerting by local activity, `LOCAL_ALERTS`): one
+    # local activity per alert rather than two. None: the case records it separately.
+    record: CaseRecord | None = None
 
 
 class AlertResult(_Shape):
@@ -179,3 +183,6 @@ class CaseRecord(CaseFacts):
     audit_from: int = 0
     # The case's holds (the last is current while not released).
     holds: list[Hold] = Field(default_factory=list)
+
+
+AlertInput.model_rebuild()

@@ -423,17 +423,32 @@ class HousingOptionsCase:
             for action in actions:
                 if isinstance(action, planner.StartTask | planner.ReleaseHold):
                     planner.apply_action(defn, state, action)
-                else:
-                    await self._fire(action)
+                elif await self._fire(action):
+                    continue  # recorded with its alert
                 self._touch()
 
-    async def _fire(self, action: planner.FireIndicator) -> None:
+    async def _fire(self, action: planner.FireIndicator) -> bool:
+        """Carry out an indicator: alert, reassign or add as it says, and apply it. True when
+        the case was also recorded (one local activity for the alert and the record: an
+        indicator that only alerts, on a case alerting by local activity)."""
         state, defn = self._require()
         if not planner.action_is_current(state, action):
-            return
+            return False
         task = state.task(action.task) if action.task is not None else None
         name = task.name if task is not None else f"Case target ({defn.workflow_type.name})"
         recipients: list[str] = []
+        record = None
+        if (
+            self._local_alerts
+            and action.escalation_rule is not None
+            and action.reassign_rule is None
+            and action.add_task is None
+        ):
+            # Applied first, so the record the alert's activity writes is the case after it;
+            # who was alerted is filled in when the activity answers (not in the record).
+            planner.apply_action(defn, state, action, fired_at=workflow.now())
+            self._touch()
+            record = planner.case_record(state, self._revision, audit_from=self._audit_recorded)
         if action.escalation_rule is not None:
             due = (
                 task.due_at
@@ -458,6 +473,7 @@ class HousingOptionsCase:
                     case_owner=state.owner,
                     rule=defn.escalation_rules[action.escalation_rule],
                     on=planner.case_today(defn, workflow.now()),
+                    record=record,
                 ),
                 result_type=AlertResult,
                 start_to_close_timeout=_ALERT_TIMEOUT,
@@ -465,6 +481,11 @@ class HousingOptionsCase:
                 summary=f"{planner.indicator_label(action.indicator, action.occurrence)}: {name}",
             )
             recipients = result.recipients
+        if record is not None:
+            planner.record_recipients(state, action, recipients)
+            self._recorded(record.revision)
+            self._log_fired(action, recipients)
+            return True
         new_owner = None
         if action.reassign_rule is not None:
             new_owner = await self._allocate_one(
@@ -488,6 +509,11 @@ class HousingOptionsCase:
             added_task_owner=added_owner,
             fired_at=workflow.now(),
         )
+        self._log_fired(action, recipients)
+        return False
+
+    def _log_fired(self, action: planner.FireIndicator, recipients: list[str]) -> None:
+        state, _ = self._require()
         # Debug: the alert activity logs each alert at info; a herd should not log twice.
         workflow.logger.debug(
             "indicator fired",
@@ -559,8 +585,13 @@ class HousingOptionsCase:
             retry_policy=_STORE_RETRY,
             summary="record case",
         )
-        self._recorded_revision = self._revision
-        # The store has the trail up to here: the state keeps only the latest entries.
+        self._recorded(self._revision)
+
+    def _recorded(self, revision: int) -> None:
+        """The store has the case at `revision`, and the trail up to here: the state keeps only
+        the latest entries."""
+        state, _ = self._require()
+        self._recorded_revision = revision
         self._audit_recorded = state.audit_total
         audit.trim(state)
 

@@ -37,6 +37,7 @@ from domain.planner.actions import (
     StartTask,
     action_is_current,
     apply_action,
+    record_recipients,
 )
 from domain.planner.construction import (
     initial_task_keys,
@@ -114,6 +115,7 @@ __all__ = [
     "raise_allocation_requests",
     "raise_owners",
     "reassign_task",
+    "record_recipients",
     "require_task",
     "resolve_predecessors",
     "show_instant",

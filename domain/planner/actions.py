@@ -188,6 +188,20 @@ def apply_action(
     return True
 
 
+def record_recipients(state: CaseState, action: FireIndicator, recipients: Sequence[Key]) -> None:
+    """Name who was alerted on the occurrence `action` recorded (`apply_action` with no
+    recipients): the case records an alert before it is sent when one local activity sends the
+    alert and writes the record (the record does not show recipients)."""
+    holder = _holder(state, action.task)
+    assert holder is not None
+    fired = next(
+        f
+        for f in reversed(holder.fired)
+        if (f.indicator, f.occurrence) == (action.indicator, action.occurrence)
+    )
+    fired.recipients = list(recipients)
+
+
 def open_task(defn: CaseDefinition, task: CaseTask, at: datetime) -> None:
     """Open `task` at `at`: its SLA clock starts, with its due, amber and follow-on instants.
 
