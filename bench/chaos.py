@@ -58,7 +58,7 @@ from bench.common import (
     worker_process,
     write_json,
 )
-from bench.herd import window_values
+from bench.herd import amber_placeholder, window_values
 from config_files import load_and_validate
 from models.config import Configuration
 from models.messages import RaiseCase
@@ -238,9 +238,9 @@ def herd_config(workdir: Path, opening: datetime) -> Configuration:
     values: dict[str, object] = {
         **window_values(opening),
         "spread_target": 120,
-        "spread_amber": 60,
+        "spread_amber": amber_placeholder(60),
         "burst_target": 30,
-        "burst_amber": 29,
+        "burst_amber": amber_placeholder(29),
     }
     return load_and_validate(render_config("herd", workdir / "config", values), today())
 

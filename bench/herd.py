@@ -226,13 +226,15 @@ class Timeline:
         """The placeholders of bench/bench_config/herd/task_definitions.yaml."""
         return {
             "spread_target": self.spread_target,
-            "spread_amber": _amber(self.spread_amber),
+            "spread_amber": amber_placeholder(self.spread_amber),
             "burst_target": self.burst_target,
-            "burst_amber": _amber(self.burst_amber),
+            "burst_amber": amber_placeholder(self.burst_amber),
         }
 
 
-def _amber(minutes: int | None) -> str:
+def amber_placeholder(minutes: int | None) -> str:
+    """The text of an `$..._amber` placeholder of the herd's task definitions: an amber
+    `minutes` before the target, alerting the task owner, or none."""
     if minutes is None:
         return ""
     return f", amber: {{unit: minutes, amount: {minutes}}}, amber_escalation: task-owner"

@@ -30,6 +30,7 @@ from starter.devserver import free_port, start_dev_server
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
 from tests.helpers import REPO
+from tests.helpers.store import seed_sample_staff
 from worker import build_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,6 +93,7 @@ async def test_the_web_ui_shows_a_decoded_note_through_the_codec_server(
         create_schema(engine)
         today = local_date(datetime.now(UTC))
         save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
+        seed_sample_staff(engine)
         client = await Client.connect(server.address, data_converter=data_converter(codec))
         queue = f"ui-codec-{uuid.uuid4().hex[:6]}"
         ref = f"UIC-{uuid.uuid4().hex[:8]}"

@@ -29,11 +29,11 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from domain import case_rules, planner
-    from domain.case_definition import shared_definition
     from domain.case_display import case_details_markdown
     from domain.errors import RequestRefused, describe_invalid, is_key, is_request_id
     from domain.messages import MESSAGES, Message
     from domain.planner import audit
+    from domain.shared_definition import shared_definition
     from domain.staff import keys_to_look_up, pinned_facts
     from models.activities import (
         AlertInput,
