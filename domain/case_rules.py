@@ -134,16 +134,7 @@ def check_add_task(
     the case target; added by whoever the permission table's add_task rule allows."""
     _check_case_open(state)
     actor = _check_actor(staff, req.actor)
-    if actor is not None:
-        check_permitted(
-            defn,
-            "add_task",
-            actor,
-            case_owner=state.owner,
-            task_owner=None,
-            has_task=False,
-            what=f"add tasks to case {state.reference}",
-        )
+    _permit_case(defn, state, actor, "add_task", "add tasks to")
     _check_known(defn, req.task)
     existing = state.task(req.task)
     if existing is not None:
@@ -170,16 +161,7 @@ def check_reassign_task(
     _check_case_open(state)
     actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    if actor is not None:
-        check_permitted(
-            defn,
-            "reassign_task",
-            actor,
-            case_owner=state.owner,
-            task_owner=task.owner,
-            has_task=True,
-            what=f"reassign task {req.task!r}",
-        )
+    _permit_task(defn, state, actor, "reassign_task", task, "reassign")
     if task.status in ("completed", "cancelled"):
         raise RequestRefused(
             "task_finished",
@@ -203,16 +185,7 @@ def check_complete_task(
     _check_case_open(state)
     actor = _check_actor(staff, req.actor)
     task = _task_on_case(state, req.task)
-    if actor is not None:
-        check_permitted(
-            defn,
-            "complete_task",
-            actor,
-            case_owner=state.owner,
-            task_owner=task.owner,
-            has_task=True,
-            what=f"complete task {req.task!r}",
-        )
+    _permit_task(defn, state, actor, "complete_task", task, "complete")
     held_open = task.hold is not None and task.hold.resume == "open"
     if task.status != "open" and not held_open:
         raise RequestRefused(
@@ -252,16 +225,7 @@ def check_close_case(
     """Closed with a reason, by whoever the close_case rule allows."""
     _check_case_open(state)
     actor = _check_actor(staff, req.actor)
-    if actor is not None:
-        check_permitted(
-            defn,
-            "close_case",
-            actor,
-            case_owner=state.owner,
-            task_owner=None,
-            has_task=False,
-            what=f"close case {state.reference}",
-        )
+    _permit_case(defn, state, actor, "close_case", "close")
     if not req.reason.strip():
         raise RequestRefused("reason_required", "closing a case needs a reason (it was blank)")
 
