@@ -21,7 +21,12 @@ import structlog
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import PatchActivationInput, Worker
+from temporalio.worker import (
+    PatchActivationInput,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CaseworkActivities
@@ -48,6 +53,36 @@ log = structlog.get_logger("worker")
 
 # Our pure modules are deterministic: import them once per process rather than once per run.
 PASSTHROUGH = ("domain", "models", "pydantic", "pydantic_core", "annotated_types")
+
+# "1": run workflows in the SDK's sandbox (see `workflow_runner`).
+SANDBOX_ENV = "WORKER_WORKFLOW_SANDBOX"
+
+
+def sandboxed_runner() -> SandboxedWorkflowRunner:
+    """The SDK's workflow sandbox with our pure modules passed through: what CI replays every
+    recorded history in, and what `WORKER_WORKFLOW_SANDBOX=1` runs workflows in."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
+def workflow_runner(sandboxed: bool | None = None) -> WorkflowRunner:
+    """How the worker runs workflow code: outside the SDK's sandbox unless `sandboxed` (default:
+    `WORKER_WORKFLOW_SANDBOX=1` in the environment).
+
+    The sandbox re-executes the workflow module for every run it creates (a cached case kept
+    its own copy of `workflows/case_workflow.py`, its class and its decorated handlers: about
+    120 KiB and 330 Python objects a cached case) and enters itself, compiling a small block
+    of code, on every activation and every payload's serialization context (about a fifth of
+    the worker's Python time per alert). What it guards against is checked elsewhere: the
+    workflow module imports only the standard library, temporalio and our pure modules
+    (tests/test_workflow_imports.py), those modules are already passed through (unchecked by
+    the sandbox whichever runner runs), and CI replays every recorded history, and runs the
+    workflow tests' cases, in the sandbox too (tests/test_replay.py), so a non-deterministic
+    call added to the workflow module fails there. docs/benchmarks.md has the figures."""
+    if sandboxed is None:
+        sandboxed = os.environ.get(SANDBOX_ENV, "0").strip() == "1"
+    return sandboxed_runner() if sandboxed else UnsandboxedWorkflowRunner()
 
 
 def notifiers(
@@ -77,6 +112,7 @@ def build_worker(
     channels: ChannelSettings | None = None,
     directory_ttl: float = 1.0,
     patch_activation_callback: Callable[[PatchActivationInput], bool] | None = None,
+    sandboxed: bool | None = None,
 ) -> Worker:
     """A worker for the case workflow and its activities on `task_queue`, and the
     reconciliation (`ReconcileCases`) of its store; `metrics` records the product's metrics
@@ -84,7 +120,8 @@ def build_worker(
     environment); `directory_ttl`: how stale (seconds) the worker's copy of the staff
     directory may be for alerts and allocation (a message's check always sees the latest).
     `patch_activation_callback` (tests): which new `workflow.patched` ids to take, so a test
-    can run a case as the code before a patch did."""
+    can run a case as the code before a patch did. `sandboxed`: run workflow code in the SDK's
+    sandbox (`workflow_runner`; default from the environment)."""
     staff = DirectoryCache(engine, ttl=directory_ttl)
     acts = CaseworkActivities(
         engine, notifiers=notifiers(engine, channels, staff), metrics=metrics, directory=staff
@@ -106,9 +143,7 @@ def build_worker(
         max_cached_workflows=max_cached_workflows
         if max_cached_workflows is not None
         else int(os.environ.get("WORKER_MAX_CACHED_WORKFLOWS", "1500")),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(sandboxed),
         patch_activation_callback=patch_activation_callback,
     )
 

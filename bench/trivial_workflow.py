@@ -43,10 +43,9 @@ async def _run() -> None:
 
     import structlog
     from temporalio.worker import Worker
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     from starter.connection import TemporalSettings, connect
-    from worker import PASSTHROUGH
+    from worker import workflow_runner
 
     settings = TemporalSettings.from_env()
     client = await connect(settings)
@@ -63,9 +62,8 @@ async def _run() -> None:
             activity_executor=executor,
             max_concurrent_activities=50,
             max_concurrent_local_activities=50,
-            workflow_runner=SandboxedWorkflowRunner(
-                restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-            ),
+            # The product's runner, so the reference differs from the case only in its code.
+            workflow_runner=workflow_runner(),
         )
         structlog.get_logger("worker").info("worker started", task_queue=settings.task_queue)
         async with worker:

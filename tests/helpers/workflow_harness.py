@@ -60,10 +60,15 @@ class CaseEngine:
 
 @asynccontextmanager
 async def case_engine(
-    tmp_path: Path, config: str = "sample", directory_ttl: float = 1.0
+    tmp_path: Path,
+    config: str = "sample",
+    directory_ttl: float = 1.0,
+    sandboxed: bool | None = None,
 ) -> AsyncIterator[CaseEngine]:
     """A fresh time-skipping server, store and worker (each test needs its own clock).
-    `directory_ttl`: how stale the worker's copy of the staff directory may be (0: none)."""
+    `directory_ttl`: how stale the worker's copy of the staff directory may be (0: none);
+    `sandboxed`: run the workflow in the SDK's sandbox (default: as production does,
+    `worker.workflow_runner`)."""
     env = await start_time_skipping()
     engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
     create_schema(engine)
@@ -73,7 +78,12 @@ async def case_engine(
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=50) as executor:
             async with build_worker(
-                env.client, engine, queue, executor, directory_ttl=directory_ttl
+                env.client,
+                engine,
+                queue,
+                executor,
+                directory_ttl=directory_ttl,
+                sandboxed=sandboxed,
             ):
                 yield CaseEngine(env=env, client=CaseClient(env.client, queue), engine=engine)
     finally:
