@@ -25,6 +25,7 @@ from activities.metrics import CaseMetrics
 from activities.notifiers import InboxNotifier, Notifier
 from domain.case_definition import DefinitionError, build_case_definition
 from domain.planner import local_date
+from domain.shared_definition import encode_pin
 from models.activities import (
     Alert,
     AlertInput,
@@ -35,7 +36,6 @@ from models.activities import (
     PinDefinitionInput,
 )
 from models.config import Configuration
-from models.definition import CaseDefinition
 from models.directory import DirectoryFacts, DirectoryQuery
 from store import repository
 from store.directory import DirectoryCache
@@ -120,10 +120,12 @@ class CaseworkActivities:
         return version, cached
 
     @activity.defn(name="pin_definition")
-    def pin_definition(self, input: PinDefinitionInput) -> CaseDefinition:
-        """The definition a new case of `input.topic` runs on, from the latest configuration.
-        An unknown or retired topic, or no configuration at all, fails the case at once
-        (non-retryable): retrying cannot fix it, and the error says what to do."""
+    def pin_definition(self, input: PinDefinitionInput) -> bytes:
+        """The definition a new case of `input.topic` runs on, from the latest configuration,
+        as the case records it: compressed (`domain.shared_definition.encode_pin`; `bytes`, so
+        a `binary/plain` payload, about a sixth of the JSON). An unknown or retired topic, or
+        no configuration at all, fails the case at once (non-retryable): retrying cannot fix
+        it, and the error says what to do."""
         try:
             version, config = self.latest_configuration()
         except NoConfigurationError as e:
@@ -140,7 +142,7 @@ class CaseworkActivities:
             workflow_type=definition.workflow_type.key,
             workflow_version=definition.workflow_type.version,
         )
-        return definition
+        return encode_pin(definition)
 
     @activity.defn(name="allocate")
     def allocate(self, input: AllocateInput) -> AllocateResult:

@@ -1,29 +1,98 @@
-"""One copy per process of each pinned definition (the workflow imports this, not
-`domain.case_definition`, which needs the bank holiday tables)."""
+"""A case's pinned definition as it is recorded (`encode_pin`), read back from the recorded
+payload (`decode_pin`), and one copy per process of each (`shared_definition`). The workflow
+imports this, not `domain.case_definition`, which needs the bank holiday tables.
+
+The pin is recorded in the case's history (the `pin_definition` local activity's marker) and
+held in memory by the worker for every cached case, so it is recorded compressed: the
+definition's JSON (`model_dump_json()`, every field, defaults included) compressed with zlib,
+behind a one-byte format number, returned by the activity as `bytes` and so recorded as a
+`binary/plain` payload (encrypted like any other by the payload codec, when it is on). Cases
+pinned before that recorded the definition as JSON (`json/plain`); those histories hold it
+for ever, so both forms decode.
+
+Fields are never left out to make the pin smaller (`exclude_defaults`, `exclude_none`): a pin
+missing a field would decode with whatever default a later release gives it, and a running
+case would change its rules. Compression changes nothing: the decoded definition is equal to
+the one pinned.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import zlib
+
+from temporalio.api.common.v1 import Payload
 
 from models.definition import CaseDefinition
+
+# The payload encodings a pin is recorded under (the data converter's, for `bytes` and for a
+# model) and the first byte of a `binary/plain` pin, naming its format. A new format takes the
+# next number; a worker that does not know a pin's format refuses it with `PinFormatError`.
+ENCODING_BINARY = b"binary/plain"
+ENCODING_JSON = b"json/plain"
+FORMAT_ZLIB_JSON = 1
+_ZLIB_LEVEL = 9  # once per case: ~0.2 ms for 15 KB, a few bytes under the default level
+
+
+class PinFormatError(ValueError):
+    """A recorded pin this code cannot read (an encoding or format number it does not know,
+    or data that does not decompress). Deliberately not a pydantic ValidationError, which
+    fails the case (`failure_exception_types`): this fails only the workflow task, which is
+    retried, so a case whose pin a newer release wrote waits for a worker that reads it."""
+
+
+def encode_pin(definition: CaseDefinition) -> bytes:
+    """`definition` as the `pin_definition` activity returns it: the format byte, then its
+    whole JSON compressed with zlib."""
+    data = definition.model_dump_json().encode()
+    return bytes([FORMAT_ZLIB_JSON]) + zlib.compress(data, _ZLIB_LEVEL)
+
+
+def pin_json(encoding: bytes, data: bytes) -> bytes:
+    """The definition's JSON held by a recorded pin (payload `encoding` and `data`), in
+    either form."""
+    if encoding == ENCODING_JSON:
+        return data
+    if encoding != ENCODING_BINARY:
+        raise PinFormatError(
+            f"pinned definition: unknown payload encoding {encoding.decode(errors='replace')!r}"
+            f" (expected {ENCODING_BINARY.decode()} or {ENCODING_JSON.decode()})"
+        )
+    if not data or data[0] != FORMAT_ZLIB_JSON:
+        found = f"format {data[0]}" if data else "no data"
+        raise PinFormatError(
+            f"pinned definition: {found}, this release reads format {FORMAT_ZLIB_JSON}"
+        )
+    try:
+        return zlib.decompress(data[1:])
+    except zlib.error as err:
+        raise PinFormatError(f"pinned definition does not decompress: {err}") from None
+
+
+def decode_pin(encoding: bytes, data: bytes) -> CaseDefinition:
+    """The definition a recorded pin holds, decoded afresh (see `shared_definition`)."""
+    return CaseDefinition.model_validate_json(pin_json(encoding, data))
+
 
 # Every case of a topic raised under one configuration version pins the same definition, about
 # 100 KB as Python objects; a worker caching 10,000 cases would hold 10,000 equal copies. A
 # case's definition is never changed after it is pinned, so cases with byte-for-byte the same
-# pinned definition share one object. The table is bounded (a definition per topic and
-# configuration version in use); the workflow sandbox passes this module through, so the table
-# is the process's.
+# pinned payload share one object (a compressed pin and a JSON pin of the same definition are
+# two entries: old cases and new ones each share theirs). The table is bounded (a definition
+# per topic and configuration version in use); the workflow sandbox passes this module
+# through, so the table is the process's.
 _SHARED_MAX = 512
 _shared: dict[bytes, CaseDefinition] = {}
 
 
-def shared_definition(payload_json: bytes) -> CaseDefinition:
-    """The definition encoded in `payload_json`, the one object every case pinned with the
-    same bytes shares (decoded on first sight)."""
-    key = hashlib.sha256(payload_json).digest()
+def shared_definition(payload: Payload) -> CaseDefinition:
+    """The definition recorded in `payload` (the pin's payload, after the codec), the one
+    object every case pinned with the same payload shares (decoded on first sight)."""
+    encoding = payload.metadata.get("encoding", b"")
+    key = hashlib.sha256(encoding + b"\0" + payload.data).digest()
     found = _shared.get(key)
     if found is None:
-        found = CaseDefinition.model_validate_json(payload_json)
+        found = decode_pin(encoding, payload.data)
         if len(_shared) >= _SHARED_MAX:
             _shared.pop(next(iter(_shared)))
         _shared[key] = found

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import CaseworkActivities
+from domain.shared_definition import ENCODING_BINARY, decode_pin
 from models.activities import (
     AlertInput,
     AllocateInput,
@@ -31,6 +32,7 @@ from models.activities import (
 )
 from models.case import Owner
 from models.config import AllocationRuleConfig, Configuration, EscalationRuleConfig
+from models.definition import CaseDefinition
 from store.repository import inbox, load_case, save_configuration
 from store.schema import InboxAlert
 from tests.helpers.store import seed_sample_staff
@@ -131,15 +133,22 @@ def record(acts: CaseworkActivities, case: str, owners: dict[str, int]) -> None:
 # ------------------------------------------------------------------ pin_definition
 
 
+def pin(acts: CaseworkActivities, topic: str, on: date) -> CaseDefinition:
+    """The definition `pin_definition` returns (compressed bytes, as the case records them)."""
+    pinned = run(acts.pin_definition, PinDefinitionInput(topic=topic, on=on))
+    assert isinstance(pinned, bytes)
+    return decode_pin(ENCODING_BINARY, pinned)
+
+
 def test_pin_definition_known_topic(acts: CaseworkActivities, engine: Engine) -> None:
-    defn = run(acts.pin_definition, PinDefinitionInput(topic="homeless-tonight", on=LEAVE_DAY))
+    defn = pin(acts, "homeless-tonight", LEAVE_DAY)
     assert defn.topic.key == "homeless-tonight"
     assert defn.workflow_type.key == "relief-duty"
     assert defn.config_version == acts.latest_configuration()[0]
     assert "emergency-interview" in defn.task_definitions
     # The version in force on the day: prevention-duty v2 from 1 April 2026.
-    before = run(acts.pin_definition, PinDefinitionInput(topic="care-leaver", on=date(2026, 3, 1)))
-    after = run(acts.pin_definition, PinDefinitionInput(topic="care-leaver", on=date(2026, 4, 1)))
+    before = pin(acts, "care-leaver", date(2026, 3, 1))
+    after = pin(acts, "care-leaver", date(2026, 4, 1))
     assert (before.workflow_type.version, after.workflow_type.version) == (1, 2)
 
 
@@ -167,7 +176,7 @@ def test_pin_definition_uses_the_latest_configuration(
     engine: Engine,
     sample_config: Configuration,
 ) -> None:
-    first = run(acts.pin_definition, PinDefinitionInput(topic="homeless-tonight", on=LEAVE_DAY))
+    first = pin(acts, "homeless-tonight", LEAVE_DAY)
     fewer_topics = sample_config.model_copy(
         update={"topics": [t for t in sample_config.topics if t.key != "homeless-tonight"]}
     )
@@ -175,7 +184,7 @@ def test_pin_definition_uses_the_latest_configuration(
     assert version != first.config_version
     with pytest.raises(ApplicationError, match="unknown topic"):
         run(acts.pin_definition, PinDefinitionInput(topic="homeless-tonight", on=LEAVE_DAY))
-    pinned = run(acts.pin_definition, PinDefinitionInput(topic="rough-sleeping", on=LEAVE_DAY))
+    pinned = pin(acts, "rough-sleeping", LEAVE_DAY)
     assert pinned.config_version == version
 
 

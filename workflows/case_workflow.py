@@ -375,7 +375,12 @@ class HousingOptionsCase:
             summary=f"pin definition for topic {input.case.topic}",
         )
         # One object for every case pinned with the same definition (memory per cached case).
-        defn = shared_definition(pinned.payload.data)
+        # The whole payload: a case opened before the pin was compressed recorded it as JSON
+        # (`json/plain`), a newer one as `binary/plain` (domain.shared_definition). No
+        # `workflow.patched`: the workflow's commands are the same either way, and on replay
+        # the result comes from the recorded marker, not from running the activity, so each
+        # case decodes the form it recorded.
+        defn = shared_definition(pinned.payload)
         await self._check_raise(input, defn)
         requests = planner.raise_allocation_requests(defn, input.case.extra_tasks)
         allocated = await workflow.execute_local_activity(
