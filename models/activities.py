@@ -183,6 +183,10 @@ class CaseRecord(CaseFacts):
     audit_from: int = 0
     # The case's holds (the last is current while not released).
     holds: list[Hold] = Field(default_factory=list)
+    # True: `tasks` is every task of the case (the store's rows become exactly these). False:
+    # only the tasks changed since the case's previous record, which the store has (the
+    # others' rows stay as they are). Records from workers before this field list every task.
+    tasks_complete: bool = True
 
 
 AlertInput.model_rebuild()

@@ -413,8 +413,13 @@ def record_case_outcome(engine: Engine, record: CaseRecord) -> RecordOutcome:
         ).first()
         if session.execute(_case_upsert(session, case_values), case_values).first() is None:
             return RecordOutcome(False, False, False, new_audit)
-        # The upsert holds the case row's lock until commit, so replacing the tasks is safe.
-        session.execute(delete(StoredTask).where(StoredTask.case_reference == record.reference))
+        # The upsert holds the case row's lock until commit, so replacing the tasks is safe:
+        # all of them for a complete record, only the listed ones for a record of changes.
+        replaced = delete(StoredTask).where(StoredTask.case_reference == record.reference)
+        if record.tasks_complete:
+            session.execute(replaced)
+        elif record.tasks:
+            session.execute(replaced.where(StoredTask.task_key.in_([t.key for t in record.tasks])))
         if record.tasks:
             session.execute(
                 _insert(session, StoredTask),

@@ -16,6 +16,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+from domain import planner
 from models.case import CaseState, Owner
 from models.messages import (
     AddTask,
@@ -29,6 +30,7 @@ from models.messages import (
     ReviseTarget,
 )
 from starter.client import RequestRefusedError
+from store.repository import load_case
 from tests.helpers.workflow_harness import CaseEngine, case_engine, keep_history, wait_open
 
 
@@ -485,7 +487,12 @@ async def test_a_case_worked_through_hold_release_revision_and_late_completion(
         await eng.client.close_case(
             ref, CloseCase(request_id="close-w", actor="adviser1", reason="duty ended")
         )
-        assert (await eng.client.result(ref)).status == "closed"
+        final = await eng.client.result(ref)
+        assert final.status == "closed"
+        # The store's copy, made of complete records and records of changes, is the case.
+        stored = load_case(eng.engine, ref)
+        assert stored is not None and stored.status == "closed"
+        assert stored.tasks == planner.case_record(final, 0).tasks
         await keep_history(handle, "worked_case_hold_revise_late")
 
 

@@ -228,6 +228,30 @@ def test_record_case_upserts_and_ignores_stale_revisions(engine: Engine) -> None
     assert load_case(engine, "HO-1") == third
 
 
+def test_a_record_of_changes_replaces_only_the_tasks_it_lists(engine: Engine) -> None:
+    tasks = [_task("a"), _task("b", "waiting"), _task("c", "waiting")]
+    assert record_case(engine, _case("HO-1", revision=1, tasks=tasks))
+    # Revision 2 lists only b (now open) and a new task d; a and c stay as stored.
+    changed = [_task("b"), _task("d", "waiting")]
+    delta = _case("HO-1", revision=2, tasks=changed).model_copy(update={"tasks_complete": False})
+    assert record_case(engine, delta)
+    stored = load_case(engine, "HO-1")
+    assert stored is not None
+    assert sorted(stored.tasks, key=lambda t: t.key) == [tasks[0], changed[0], tasks[2], changed[1]]
+    # A record of no task changes moves the case row only.
+    quiet = _case("HO-1", revision=3, tasks=[]).model_copy(
+        update={"tasks_complete": False, "sla_status": "amber"}
+    )
+    assert record_case(engine, quiet)
+    stored = load_case(engine, "HO-1")
+    assert stored is not None and stored.sla_status == "amber" and len(stored.tasks) == 4
+    # A stale record of changes is refused like any other; a complete one replaces them all.
+    assert not record_case(engine, delta)
+    assert record_case(engine, _case("HO-1", revision=4, tasks=[_task("a", "completed")]))
+    stored = load_case(engine, "HO-1")
+    assert stored is not None and [t.key for t in stored.tasks] == ["a"]
+
+
 def test_recorded_cases_through_the_readers(engine: Engine) -> None:
     # What the store keeps of each case, read back by the product's readers: the reporting
     # copy (load_case), workload counts and the work an owner holds.

@@ -41,7 +41,9 @@ with workflow.unsafe.imports_passed_through():
         AllocateInput,
         AllocateResult,
         AllocationRequest,
+        CaseRecord,
         PinDefinitionInput,
+        TaskRecord,
     )
     from models.case import CASE_TARGET, CaseState, Owner, target_task
     from models.definition import CaseDefinition
@@ -74,6 +76,11 @@ _ALERT_TIMEOUT = timedelta(seconds=30)
 # fired it, so an alert costs one workflow task and its marker rather than an activity's three
 # events and a second workflow task. Runs that started before keep the activity to their end.
 LOCAL_ALERTS = "alerts-as-local-activities"
+# A record lists only the tasks changed since the case's previous record, except the first
+# record of each run and every tenth, which list every task (so a store that lost a record, or
+# a run reset to an earlier point, is put right within ten records). Local activity inputs are
+# not in the history, so what a record lists can change without a patch.
+_COMPLETE_RECORD_EVERY = 10
 
 
 def case_workflow_id(reference: str) -> str:
@@ -197,6 +204,9 @@ class HousingOptionsCase:
         carried = input.carried if input is not None else None
         self._revision = carried.revision if carried is not None else 0
         self._recorded_revision = self._revision
+        # The tasks as the store has them from this run's records, and how many it sent.
+        self._recorded_tasks: dict[str, TaskRecord] = {}
+        self._records_sent = 0
         # Audit entries numbered below this are in the store. A new run records everything
         # its state holds once (the store keeps each entry once, by its number).
         self._audit_recorded = 0
@@ -478,7 +488,7 @@ class HousingOptionsCase:
                     case_owner=state.owner,
                     rule=defn.escalation_rules[action.escalation_rule],
                     on=planner.case_today(defn, workflow.now()),
-                    record=record,
+                    record=self._outgoing(record) if record is not None else None,
                 ),
                 result_type=AlertResult,
                 start_to_close_timeout=_ALERT_TIMEOUT,
@@ -488,7 +498,7 @@ class HousingOptionsCase:
             recipients = result.recipients
         if record is not None:
             planner.record_recipients(state, action, recipients)
-            self._recorded(record.revision)
+            self._recorded(record)
             self._log_fired(action, recipients)
             return True
         new_owner = None
@@ -583,20 +593,32 @@ class HousingOptionsCase:
         if self._revision == self._recorded_revision:
             return
         state, _ = self._require()
+        record = planner.case_record(state, self._revision, audit_from=self._audit_recorded)
         await workflow.execute_local_activity(
             "record_case",
-            planner.case_record(state, self._revision, audit_from=self._audit_recorded),
+            self._outgoing(record),
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
             summary="record case",
         )
-        self._recorded(self._revision)
+        self._recorded(record)
 
-    def _recorded(self, revision: int) -> None:
-        """The store has the case at `revision`, and the trail up to here: the state keeps only
-        the latest entries."""
+    def _outgoing(self, record: CaseRecord) -> CaseRecord:
+        """What is sent for `record`: every task (see `_COMPLETE_RECORD_EVERY`), or only those
+        changed since the previous record. Less to write, and a smaller local activity input
+        (core keeps each one in memory while the case is cached)."""
+        if self._records_sent % _COMPLETE_RECORD_EVERY == 0:
+            return record
+        changed = [t for t in record.tasks if self._recorded_tasks.get(t.key) != t]
+        return record.model_copy(update={"tasks": changed, "tasks_complete": False})
+
+    def _recorded(self, record: CaseRecord) -> None:
+        """The store has the case as `record` (every task), and the trail up to here: the
+        state keeps only the latest entries."""
         state, _ = self._require()
-        self._recorded_revision = revision
+        self._recorded_revision = record.revision
+        self._recorded_tasks = {t.key: t for t in record.tasks}
+        self._records_sent += 1
         self._audit_recorded = state.audit_total
         audit.trim(state)
 
