@@ -76,9 +76,9 @@ def decode_pin(encoding: bytes, data: bytes) -> CaseDefinition:
 
 # Every case of a topic raised under one configuration version pins the same definition, about
 # 100 KB as Python objects; a worker caching 10,000 cases would hold 10,000 equal copies. A
-# case's definition is never changed after it is pinned, so cases with byte-for-byte the same
-# pinned payload share one object (a compressed pin and a JSON pin of the same definition are
-# two entries: old cases and new ones each share theirs). The table is bounded (a definition
+# case's definition is never changed after it is pinned, so cases whose definitions have
+# byte-for-byte the same JSON share one object, whichever form their pin was recorded in and
+# whether they pinned it or carried it across continue-as-new. The table is bounded (a definition
 # per topic and configuration version in use); the workflow sandbox passes this module
 # through, so the table is the process's.
 _SHARED_MAX = 512
@@ -87,12 +87,23 @@ _shared: dict[bytes, CaseDefinition] = {}
 
 def shared_definition(payload: Payload) -> CaseDefinition:
     """The definition recorded in `payload` (the pin's payload, after the codec), the one
-    object every case pinned with the same payload shares (decoded on first sight)."""
-    encoding = payload.metadata.get("encoding", b"")
-    key = hashlib.sha256(encoding + b"\0" + payload.data).digest()
+    object every case pinned with the same definition shares (decoded on first sight)."""
+    return _share(pin_json(payload.metadata.get("encoding", b""), payload.data))
+
+
+def shared_copy(definition: CaseDefinition) -> CaseDefinition:
+    """The shared object equal to `definition` (a definition a case carried across
+    continue-as-new, decoded with the rest of its input): each continued case would otherwise
+    keep its own copy for as long as it is cached."""
+    return _share(definition.model_dump_json().encode(), definition)
+
+
+def _share(definition_json: bytes, decoded: CaseDefinition | None = None) -> CaseDefinition:
+    # Keyed by the definition's JSON, so a pin in either form and a carried definition share.
+    key = hashlib.sha256(definition_json).digest()
     found = _shared.get(key)
     if found is None:
-        found = decode_pin(encoding, payload.data)
+        found = decoded or CaseDefinition.model_validate_json(definition_json)
         if len(_shared) >= _SHARED_MAX:
             _shared.pop(next(iter(_shared)))
         _shared[key] = found

@@ -35,6 +35,7 @@ from domain.shared_definition import (
     decode_pin,
     encode_pin,
     pin_json,
+    shared_copy,
     shared_definition,
 )
 from models.config import Configuration
@@ -115,7 +116,12 @@ def test_an_old_json_pin_still_decodes(sample_config: Configuration) -> None:
     assert old.metadata["encoding"] == ENCODING_JSON
     assert shared_definition(old) == defn
     new = pydantic_data_converter.payload_converter.to_payload(encode_pin(defn))
-    assert shared_definition(new) == shared_definition(old)
+    # Either form of the same definition, and the same definition carried across
+    # continue-as-new (decoded afresh with the case's input), is one object.
+    assert shared_definition(new) is shared_definition(old)
+    carried = CaseDefinition.model_validate_json(defn.model_dump_json())
+    assert carried is not shared_definition(new)
+    assert shared_copy(carried) is shared_definition(new)
 
 
 @pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])

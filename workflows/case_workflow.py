@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import RequestRefused, describe_invalid, is_key, is_request_id
     from domain.messages import MESSAGES, Message
     from domain.planner import audit
-    from domain.shared_definition import shared_definition
+    from domain.shared_definition import shared_copy, shared_definition
     from domain.staff import keys_to_look_up, pinned_facts
     from models.activities import (
         AlertInput,
@@ -188,7 +188,7 @@ class HousingOptionsCase:
         self._defn: CaseDefinition | None = None
         self._state: CaseState | None = None
         if input is not None and input.carried is not None:
-            self._defn = input.carried.definition
+            self._defn = shared_copy(input.carried.definition)
             self._state = input.carried.state
         self._lock = asyncio.Lock()
         # Whether this run checks messages against the live directory (`_live_directory`).
