@@ -58,6 +58,41 @@ PASSTHROUGH = ("domain", "models", "pydantic", "pydantic_core", "annotated_types
 SANDBOX_ENV = "WORKER_WORKFLOW_SANDBOX"
 
 
+class TuningError(ValueError):
+    """A worker tuning variable that is not a number in its range (the message names it)."""
+
+
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise TuningError(f"{name} must be a whole number from {low} to {high}, not {text!r}")
+    return value
+
+
+def max_cached_workflows_from_env() -> int:
+    """`WORKER_MAX_CACHED_WORKFLOWS` (default 1500): cases a worker process keeps in memory.
+    A cached case takes its next workflow task without replaying its history; each costs
+    memory and adds to the garbage collector's full pauses (docs/benchmarks.md)."""
+    return _env_int("WORKER_MAX_CACHED_WORKFLOWS", 1500, 1, 1_000_000)
+
+
+def sticky_timeout_from_env() -> timedelta:
+    """`WORKER_STICKY_QUEUE_TIMEOUT_SECONDS` (default 30): how long a case's workflow task
+    waits for the worker that has the case cached before the server offers it to any worker
+    (which replays the case's history to take it). At 17:00 every case's day-based ambers
+    fall due at once, and one worker works through them for tens of seconds: with the SDK's
+    default of 10 s, most of a herd's tasks timed out on the sticky queue and were replayed
+    elsewhere, which cost more CPU than the alerts (docs/benchmarks.md). The price: after a
+    worker is killed without shutting down, its cases' next tasks wait this long."""
+    return timedelta(seconds=_env_int("WORKER_STICKY_QUEUE_TIMEOUT_SECONDS", 30, 1, 600))
+
+
 def sandboxed_runner() -> SandboxedWorkflowRunner:
     """The SDK's workflow sandbox with our pure modules passed through: what CI replays every
     recorded history in, and what `WORKER_WORKFLOW_SANDBOX=1` runs workflows in."""
@@ -142,7 +177,8 @@ def build_worker(
         # 0.5 MiB a cached case (docs/benchmarks.md); WORKER_MAX_CACHED_WORKFLOWS sets it.
         max_cached_workflows=max_cached_workflows
         if max_cached_workflows is not None
-        else int(os.environ.get("WORKER_MAX_CACHED_WORKFLOWS", "1500")),
+        else max_cached_workflows_from_env(),
+        sticky_queue_schedule_to_start_timeout=sticky_timeout_from_env(),
         workflow_runner=workflow_runner(sandboxed),
         patch_activation_callback=patch_activation_callback,
     )
@@ -237,8 +273,10 @@ def main() -> None:
     configure_logging()
     try:
         ChannelSettings.from_env()
-    except (SettingsError, OSError) as e:
-        # A setting of the email or webhook channel is wrong: say which, without a traceback.
+        max_cached_workflows_from_env()
+        sticky_timeout_from_env()
+    except (SettingsError, TuningError, OSError) as e:
+        # A setting (email or webhook channel, tuning) is wrong: say which, without a traceback.
         raise SystemExit(f"error: {e}") from None
     try:
         asyncio.run(run())

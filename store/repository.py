@@ -13,10 +13,10 @@ import hashlib
 import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, and_, delete, exists, func, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -367,25 +367,68 @@ def record_case(engine: Engine, record: CaseRecord) -> bool:
     return record_case_outcome(engine, record).written
 
 
-# The case row's upsert, built once per dialect and set of columns: SQLAlchemy rebuilds the
-# `excluded` columns of an ON CONFLICT statement every time one is made (about a tenth of the
-# worker's Python time in an alert herd, bench/profile_report.py), so it is made once and
-# executed with the row's values as parameters.
-_CASE_UPSERTS: dict[tuple[str, tuple[str, ...]], Any] = {}
+# The statements an alert and a record run, built once per dialect and executed with their rows
+# as parameters on a plain connection (no ORM session): SQLAlchemy rebuilds the `excluded`
+# columns of an ON CONFLICT statement every time one is made, compiles a multi-row VALUES
+# afresh for each number of rows, and routes an ORM insert through its bulk persistence
+# machinery. Measured on SQLite (docs/benchmarks.md): an alert's inbox insert 2.2 ms of CPU
+# as an ORM statement, 0.5 ms as a prepared Core statement; those costs were most of the
+# worker's Python time in an alert herd (bench/profile_report.py).
+_PREPARED: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+_INBOX_KEY = ["case_reference", "task_key", "indicator", "occurrence", "recipient"]
 
 
-def _case_upsert(session: Session, values: dict[str, Any]) -> Any:
-    key = (session.get_bind().dialect.name, tuple(values))
-    upsert = _CASE_UPSERTS.get(key)
-    if upsert is None:
-        stmt = _insert(session, StoredCase)
-        upsert = stmt.on_conflict_do_update(
+def _prepared(dialect: str, name: str, columns: tuple[str, ...] = ()) -> Any:
+    key = (dialect, name, columns)
+    stmt = _PREPARED.get(key)
+    if stmt is None:
+        stmt = _PREPARED[key] = _prepare(dialect, name, columns)
+    return stmt
+
+
+def _dialect_insert(dialect: str, table: Any) -> sqlite.Insert | postgresql.Insert:
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {dialect}")
+
+
+def _prepare(dialect: str, name: str, columns: tuple[str, ...]) -> Any:
+    cases, tasks = cast(Table, StoredCase.__table__), cast(Table, StoredTask.__table__)
+    audit, inbox_rows = cast(Table, CaseAuditRow.__table__), cast(Table, InboxAlert.__table__)
+    if name == "case_upsert":
+        stmt = _dialect_insert(dialect, cases)
+        return stmt.on_conflict_do_update(
             index_elements=["reference"],
-            set_={k: stmt.excluded[k] for k in values if k != "reference"},
-            where=StoredCase.revision < stmt.excluded.revision,
-        ).returning(StoredCase.reference)
-        _CASE_UPSERTS[key] = upsert
-    return upsert
+            set_={k: stmt.excluded[k] for k in columns if k != "reference"},
+            where=cases.c.revision < stmt.excluded.revision,
+        ).returning(cases.c.reference)
+    if name == "case_status":
+        return select(cases.c.status).where(cases.c.reference == bindparam("reference"))
+    if name == "audit_insert":
+        return (
+            _dialect_insert(dialect, audit)
+            .on_conflict_do_nothing(index_elements=["case_reference", "seq"])
+            .returning(audit.c.seq)
+        )
+    if name == "tasks_delete_all":
+        return delete(tasks).where(tasks.c.case_reference == bindparam("reference"))
+    if name == "tasks_delete_some":
+        return delete(tasks).where(
+            tasks.c.case_reference == bindparam("reference"),
+            tasks.c.task_key.in_(bindparam("keys", expanding=True)),
+        )
+    if name == "tasks_insert":
+        return _dialect_insert(dialect, tasks)
+    if name == "inbox_insert":
+        return (
+            _dialect_insert(dialect, inbox_rows)
+            .on_conflict_do_nothing(index_elements=_INBOX_KEY)
+            .returning(inbox_rows.c.id)
+        )
+    raise KeyError(name)
 
 
 def record_case_outcome(engine: Engine, record: CaseRecord) -> RecordOutcome:
@@ -393,36 +436,36 @@ def record_case_outcome(engine: Engine, record: CaseRecord) -> RecordOutcome:
     nothing new, so counts built on it count each case, finish and audit entry once."""
     case_values = _case_values(record)
     new_audit: list[AuditEntry] = []
-    with Session(engine) as session, session.begin():
+    dialect = engine.dialect.name
+    with engine.begin() as conn:
         if record.audit:
             # Entries never change: insert-if-absent by number, whatever the revision.
-            inserted = session.scalars(
-                _insert(session, CaseAuditRow)
-                .values(
-                    [
-                        _audit_values(record.reference, record.audit_from + i, entry)
-                        for i, entry in enumerate(record.audit)
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=["case_reference", "seq"])
-                .returning(CaseAuditRow.seq)
-            ).all()
+            inserted = conn.execute(
+                _prepared(dialect, "audit_insert"),
+                [
+                    _audit_values(record.reference, record.audit_from + i, entry)
+                    for i, entry in enumerate(record.audit)
+                ],
+            ).scalars()
             new_audit = [record.audit[seq - record.audit_from] for seq in sorted(inserted)]
-        before = session.scalars(
-            select(StoredCase.status).where(StoredCase.reference == record.reference)
-        ).first()
-        if session.execute(_case_upsert(session, case_values), case_values).first() is None:
+        before = conn.execute(
+            _prepared(dialect, "case_status"), {"reference": record.reference}
+        ).scalar()
+        upsert = _prepared(dialect, "case_upsert", tuple(case_values))
+        if conn.execute(upsert, case_values).first() is None:
             return RecordOutcome(False, False, False, new_audit)
         # The upsert holds the case row's lock until commit, so replacing the tasks is safe:
         # all of them for a complete record, only the listed ones for a record of changes.
-        replaced = delete(StoredTask).where(StoredTask.case_reference == record.reference)
         if record.tasks_complete:
-            session.execute(replaced)
+            conn.execute(_prepared(dialect, "tasks_delete_all"), {"reference": record.reference})
         elif record.tasks:
-            session.execute(replaced.where(StoredTask.task_key.in_([t.key for t in record.tasks])))
+            conn.execute(
+                _prepared(dialect, "tasks_delete_some"),
+                {"reference": record.reference, "keys": [t.key for t in record.tasks]},
+            )
         if record.tasks:
-            session.execute(
-                _insert(session, StoredTask),
+            conn.execute(
+                _prepared(dialect, "tasks_insert"),
                 [_task_values(record.reference, t) for t in record.tasks],
             )
     finished = record.status != "open" and before in (None, "open")
@@ -636,22 +679,8 @@ def insert_alerts(engine: Engine, alert: Alert, *, now: datetime | None = None) 
     rows = [_inbox_values(alert, recipient, created_at) for recipient in alert.recipients]
     if not rows:
         return 0
-    with Session(engine) as session, session.begin():
-        stmt = (
-            _insert(session, InboxAlert)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[
-                    "case_reference",
-                    "task_key",
-                    "indicator",
-                    "occurrence",
-                    "recipient",
-                ]
-            )
-            .returning(InboxAlert.id)
-        )
-        return len(session.execute(stmt).all())
+    with engine.begin() as conn:
+        return len(conn.execute(_prepared(engine.dialect.name, "inbox_insert"), rows).all())
 
 
 def inbox(engine: Engine, user: Key, unread_only: bool = False, limit: int = 100) -> list[AlertRow]:
