@@ -76,10 +76,13 @@ def _env_int(name: str, default: int, low: int, high: int) -> int:
 
 
 def max_cached_workflows_from_env() -> int:
-    """`WORKER_MAX_CACHED_WORKFLOWS` (default 1500): cases a worker process keeps in memory.
+    """`WORKER_MAX_CACHED_WORKFLOWS` (default 3000): cases a worker process keeps in memory.
     A cached case takes its next workflow task without replaying its history; each costs
-    memory and adds to the garbage collector's full pauses (docs/benchmarks.md)."""
-    return _env_int("WORKER_MAX_CACHED_WORKFLOWS", 1500, 1, 1_000_000)
+    about 140 KiB and 340 objects the garbage collector tracks, and a full collection stops
+    every activation for its length: about 0.8 s at 3,000 cached cases on the benchmark
+    machine, past the SDK's 2 s deadlock limit near 8,000 (docs/benchmarks.md). Hold more
+    open cases with more worker processes (`starter.worker_pool`)."""
+    return _env_int("WORKER_MAX_CACHED_WORKFLOWS", 3000, 1, 1_000_000)
 
 
 def sticky_timeout_from_env() -> timedelta:
@@ -173,8 +176,8 @@ def build_worker(
         # On SIGTERM, give running activities (an alert being written) time to finish.
         graceful_shutdown_timeout=timedelta(seconds=30),
         # Cases whose timers fire together (a thundering herd of ambers) must not evict each
-        # other from the cache, or every alert costs a replay of the case's history. About
-        # 0.5 MiB a cached case (docs/benchmarks.md); WORKER_MAX_CACHED_WORKFLOWS sets it.
+        # other from the cache, or every alert costs a replay of the case's history
+        # (`max_cached_workflows_from_env`).
         max_cached_workflows=max_cached_workflows
         if max_cached_workflows is not None
         else max_cached_workflows_from_env(),

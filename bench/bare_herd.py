@@ -99,7 +99,7 @@ async def _run() -> None:
     from temporalio.worker import Worker
 
     from starter.connection import TemporalSettings, connect
-    from worker import workflow_runner
+    from worker import max_cached_workflows_from_env, workflow_runner
 
     settings = TemporalSettings.from_env()
     create_schema(os.environ[DB_ENV])
@@ -117,7 +117,7 @@ async def _run() -> None:
             activity_executor=executor,
             max_concurrent_activities=50,
             max_concurrent_local_activities=50,
-            max_cached_workflows=int(os.environ.get("WORKER_MAX_CACHED_WORKFLOWS", "1500")),
+            max_cached_workflows=max_cached_workflows_from_env(),
             # The product's runner, so the reference differs from the case only in its code.
             workflow_runner=workflow_runner(),
         )

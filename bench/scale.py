@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import sqlite3
 import time
@@ -45,6 +44,7 @@ from models.messages import RaiseCase
 from starter.client import CaseClient
 from starter.worker_process import WorkerProcess
 from store.repository import save_configuration
+from worker import max_cached_workflows_from_env
 
 TOPIC = "private-tenancy-ending"
 RAISED_BY = "adviser1"
@@ -54,7 +54,7 @@ SAMPLES = 5  # cases queried after the restart
 CONFIG_VERSION_TTL = 2.0  # CaseworkActivities caches the configuration version this long
 STALL_SECONDS = 60.0  # no case opened for this long while cases wait: the worker is stuck
 # worker.py's default WORKER_MAX_CACHED_WORKFLOWS (the benchmark leaves it unset).
-CACHE_DEFAULT = int(os.environ.get("WORKER_MAX_CACHED_WORKFLOWS", "1500"))
+CACHE_DEFAULT = max_cached_workflows_from_env()
 EXTRA_TARGET, EXTRA_AMBER = 30, 29  # extra cases: amber 1 minute after they open
 
 
