@@ -99,7 +99,7 @@ async def _run() -> None:
     from temporalio.worker import Worker
 
     from starter.connection import TemporalSettings, connect
-    from worker import max_cached_workflows_from_env, workflow_runner
+    from worker import max_cached_workflows_from_env, sticky_timeout_from_env, workflow_runner
 
     settings = TemporalSettings.from_env()
     create_schema(os.environ[DB_ENV])
@@ -118,6 +118,7 @@ async def _run() -> None:
             max_concurrent_activities=50,
             max_concurrent_local_activities=50,
             max_cached_workflows=max_cached_workflows_from_env(),
+            sticky_queue_schedule_to_start_timeout=sticky_timeout_from_env(),
             # The product's runner, so the reference differs from the case only in its code.
             workflow_runner=workflow_runner(),
         )

@@ -45,7 +45,7 @@ async def _run() -> None:
     from temporalio.worker import Worker
 
     from starter.connection import TemporalSettings, connect
-    from worker import workflow_runner
+    from worker import max_cached_workflows_from_env, sticky_timeout_from_env, workflow_runner
 
     settings = TemporalSettings.from_env()
     client = await connect(settings)
@@ -64,6 +64,8 @@ async def _run() -> None:
             max_concurrent_local_activities=50,
             # The product's runner, so the reference differs from the case only in its code.
             workflow_runner=workflow_runner(),
+            max_cached_workflows=max_cached_workflows_from_env(),
+            sticky_queue_schedule_to_start_timeout=sticky_timeout_from_env(),
         )
         structlog.get_logger("worker").info("worker started", task_queue=settings.task_queue)
         async with worker:
