@@ -119,8 +119,13 @@ def workflow_runner(sandboxed: bool | None = None) -> WorkflowRunner:
     workflow tests' cases, in the sandbox too (tests/test_replay.py), so a non-deterministic
     call added to the workflow module fails there. docs/benchmarks.md has the figures."""
     if sandboxed is None:
-        sandboxed = os.environ.get(SANDBOX_ENV, "0").strip() == "1"
+        sandboxed = sandbox_from_env()
     return sandboxed_runner() if sandboxed else UnsandboxedWorkflowRunner()
+
+
+def sandbox_from_env() -> bool:
+    """Whether `WORKER_WORKFLOW_SANDBOX=1` asks for the SDK's sandbox."""
+    return os.environ.get(SANDBOX_ENV, "0").strip() == "1"
 
 
 def notifiers(
@@ -246,6 +251,10 @@ async def run(settings: TemporalSettings | None = None) -> None:
                 metrics_port=observe.metrics_port,
                 sdk_metrics_port=observe.sdk_metrics_port,
                 channels=["inbox", *channels.channels],
+                # How workflows run here (docs/operations.md, "Worker tuning").
+                max_cached_workflows=max_cached_workflows_from_env(),
+                sticky_queue_timeout_seconds=sticky_timeout_from_env().total_seconds(),
+                workflow_sandbox=sandbox_from_env(),
             )
             await stop.wait()
             log.info("worker stopping")
