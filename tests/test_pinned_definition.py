@@ -124,15 +124,18 @@ def test_an_old_json_pin_still_decodes(sample_config: Configuration) -> None:
     assert shared_copy(carried) is shared_definition(new)
 
 
-@pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
-def test_the_pins_recorded_by_earlier_releases_decode(version: str) -> None:
+# 0.1.0's cases pinned JSON; 0.2.0's histories are recorded with this release's compressed pin.
+@pytest.mark.parametrize(
+    ("version", "encoding"), [("0.1.0", ENCODING_JSON), ("0.2.0", ENCODING_BINARY)]
+)
+def test_the_pins_recorded_by_each_release_decode(version: str, encoding: bytes) -> None:
     files = sorted((HISTORIES / version).glob("*.json"))
     assert files
     decoded = 0
     for path in files:
         history = ClientHistory.from_json("wf", path.read_text())
         for payload in pin_payloads(History(events=history.events)):
-            assert payload.metadata["encoding"] == ENCODING_JSON
+            assert payload.metadata["encoding"] == encoding
             assert isinstance(shared_definition(payload), CaseDefinition)
             decoded += 1
     assert decoded >= len(files) - 1  # a history refused before pinning has none
