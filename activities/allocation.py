@@ -35,13 +35,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy.orm import Session
-
 from models.activities import AllocateInput, AllocateResult
 from models.case import Owner
 from models.config import AllocationRuleConfig, Key, RoleConfig, UserConfig
 from store.repository import (
     AllocationAnswer,
+    Bind,
     lock_role,
     open_task_counts,
     save_allocation,
@@ -210,7 +209,7 @@ RULE_KINDS: dict[str, KindRule] = {
 
 
 def allocate(
-    session: Session,
+    bind: Bind,
     users: Mapping[Key, UserConfig],
     roles: Mapping[Key, RoleConfig],
     request: AllocateInput,
@@ -226,10 +225,10 @@ def allocate(
     strategy_roles = sorted(
         {r.rule.role for r in request.requests if r.rule.kind == "role_member" and r.rule.role}
     )
-    positions = {role_key: lock_role(session, role_key) for role_key in strategy_roles}
+    positions = {role_key: lock_role(bind, role_key) for role_key in strategy_roles}
     turned: set[Key] = set()
     targets = [r.target for r in request.requests]
-    stored = stored_allocations(session, request.case_reference, request.purpose, targets)
+    stored = stored_allocations(bind, request.case_reference, request.purpose, targets)
 
     known = Directory(
         users=users,
@@ -240,7 +239,7 @@ def allocate(
 
     def facts(pick: Pick, needs: frozenset[Fact]) -> RoleFacts:
         open_work = (
-            open_task_counts(session, sorted(pick.available), pending_since=now - PENDING_WINDOW)
+            open_task_counts(bind, sorted(pick.available), pending_since=now - PENDING_WINDOW)
             if "open_work" in needs
             else None
         )
@@ -268,7 +267,7 @@ def allocate(
                 by_rule[req.rule.key] = decide(req.rule)
             answer = by_rule[req.rule.key]
             save_allocation(
-                session,
+                bind,
                 request.case_reference,
                 req.target,
                 request.purpose,
@@ -281,5 +280,5 @@ def allocate(
         else:
             unallocated[req.target] = answer.reason or "nobody available"
     for role_key in sorted(turned):
-        set_round_robin(session, role_key, positions[role_key])
+        set_round_robin(bind, role_key, positions[role_key])
     return AllocateResult(owners=owners, unallocated=unallocated)

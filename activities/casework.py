@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -150,12 +149,22 @@ class CaseworkActivities:
         directory now and the latest configuration's roles. A retry returns the answers
         already given."""
         _, config = self.latest_configuration()
-        snapshot = self.directory.snapshot()
+        # A raise checks its raiser against the directory as it is now (one indexed read of
+        # its version), as the `directory_facts` activity does; later allocations may use a
+        # copy up to `directory_ttl` old.
+        snapshot = self.directory.snapshot(fresh=input.check_raiser)
+        raiser = None
+        if input.check_raiser:
+            raiser = snapshot.facts([input.raised_by], input.on)
+            facts = raiser.get(input.raised_by)
+            if facts is None or facts.disabled:
+                log.info("raise refused: raiser not active", case=input.case_reference)
+                return AllocateResult(owners={}, raiser=raiser)
         users, roles = snapshot.users(), snapshot.roles(config.roles, input.on)
         now = datetime.now(UTC)
-        with Session(self._engine) as session, session.begin():
+        with self._engine.begin() as conn:
             if input.first_run_id is not None and not repository.claim_reference(
-                session, input.case_reference, input.first_run_id, now
+                conn, input.case_reference, input.first_run_id, now
             ):
                 log.warning("reference already used by another case", case=input.case_reference)
                 raise ApplicationError(
@@ -164,7 +173,9 @@ class CaseworkActivities:
                     type="reference_in_use",
                     non_retryable=True,
                 )
-            result = allocation.allocate(session, users, roles, input, now)
+            result = allocation.allocate(conn, users, roles, input, now)
+        if raiser is not None:
+            result = result.model_copy(update={"raiser": raiser})
         log.info(
             "allocated",
             case=input.case_reference,

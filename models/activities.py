@@ -18,6 +18,7 @@ from models.case import (
     TaskStatus,
 )
 from models.config import AllocationRuleConfig, EscalationRuleConfig, Indicator, Key
+from models.directory import DirectoryFacts
 
 
 class _Shape(BaseModel):
@@ -50,12 +51,19 @@ class AllocateInput(_Shape):
     # With the raise's allocation: the case's first run, which claims the reference for
     # ever (a reference is one case; a later run under the same reference is refused).
     first_run_id: str | None = None
+    # With the raise's allocation (0.2.0): look up who raised the case in the live directory
+    # first, answer with their facts (`AllocateResult.raiser`), and allocate nothing when
+    # they are not an active member of staff (the case refuses the raise from those facts).
+    # Saves opening a `directory_facts` local activity of its own.
+    check_raiser: bool = False
 
 
 class AllocateResult(_Shape):
     owners: dict[str, Owner]
     # Targets whose rule found nobody available, with the reason (the caller falls back).
     unallocated: dict[str, str] = Field(default_factory=dict)
+    # With `AllocateInput.check_raiser`: the raiser's directory facts on `AllocateInput.on`.
+    raiser: DirectoryFacts | None = None
 
 
 class AlertFacts(_Shape):

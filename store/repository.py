@@ -16,7 +16,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, Table, and_, bindparam, delete, exists, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -217,10 +228,6 @@ def _allocation_values(
     }
 
 
-def _allocation_from_row(row: Allocation) -> AllocationAnswer:
-    return AllocationAnswer(_owner_from_columns(row.owner_kind, row.owner_key), row.reason)
-
-
 class AlertRow(BaseModel):
     """One alert in a user's inbox."""
 
@@ -384,6 +391,14 @@ def _prepared(dialect: str, name: str, columns: tuple[str, ...] = ()) -> Any:
     return stmt
 
 
+# What the allocation steps run on: the activity's Connection, or a Session.
+Bind = Connection | Session
+
+
+def _dialect_of(bind: Bind) -> str:
+    return bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+
+
 def _dialect_insert(dialect: str, table: Any) -> sqlite.Insert | postgresql.Insert:
     """The dialect's INSERT into `table`."""
     if dialect == "sqlite":
@@ -425,6 +440,69 @@ def _prepare(dialect: str, name: str, columns: tuple[str, ...]) -> Any:
             _dialect_insert(dialect, inbox_rows)
             .on_conflict_do_nothing(index_elements=_INBOX_KEY)
             .returning(inbox_rows.c.id)
+        )
+    return _prepare_allocation(dialect, name)
+
+
+def _prepare_allocation(dialect: str, name: str) -> Any:
+    """The allocation steps' statements (see `_prepared`)."""
+    cases, tasks = cast(Table, StoredCase.__table__), cast(Table, StoredTask.__table__)
+    refs, allocations = cast(Table, CaseReference.__table__), cast(Table, Allocation.__table__)
+    turns = cast(Table, RoundRobin.__table__)
+    if name == "reference_owner":
+        return select(refs.c.first_run_id).where(refs.c.reference == bindparam("reference"))
+    if name == "case_exists":
+        return select(cases.c.reference).where(cases.c.reference == bindparam("reference"))
+    if name == "reference_claim":
+        return _dialect_insert(dialect, refs).on_conflict_do_nothing(index_elements=["reference"])
+    if name == "allocations_stored":
+        return select(
+            allocations.c.target,
+            allocations.c.owner_kind,
+            allocations.c.owner_key,
+            allocations.c.reason,
+        ).where(
+            allocations.c.case_reference == bindparam("reference"),
+            allocations.c.purpose == bindparam("purpose"),
+            allocations.c.target.in_(bindparam("targets", expanding=True)),
+        )
+    if name == "allocation_save":
+        return _dialect_insert(dialect, allocations).on_conflict_do_nothing(
+            index_elements=["case_reference", "target", "purpose"]
+        )
+    if name == "round_robin_create":
+        return _dialect_insert(dialect, turns).on_conflict_do_nothing(index_elements=["role"])
+    if name == "round_robin_lock":
+        return select(turns.c.next_index).where(turns.c.role == bindparam("role")).with_for_update()
+    if name == "round_robin_set":
+        return (
+            update(turns)
+            .where(turns.c.role == bindparam("the_role"))
+            .values(next_index=bindparam("index"))
+        )
+    if name == "open_work_recorded":
+        return (
+            select(tasks.c.owner_key, func.count())
+            .join(cases, cases.c.reference == tasks.c.case_reference)
+            .where(
+                tasks.c.owner_kind == "user",
+                tasks.c.owner_key.in_(bindparam("keys", expanding=True)),
+                tasks.c.status.in_(OPEN_WORK_STATUSES),
+                cases.c.status == "open",
+            )
+            .group_by(tasks.c.owner_key)
+        )
+    if name == "open_work_pending":
+        return (
+            select(allocations.c.owner_key, func.count())
+            .where(
+                allocations.c.owner_kind == "user",
+                allocations.c.owner_key.in_(bindparam("keys", expanding=True)),
+                allocations.c.target != CASE_TARGET,
+                allocations.c.created_at >= bindparam("since"),
+                ~exists().where(cases.c.reference == allocations.c.case_reference),
+            )
+            .group_by(allocations.c.owner_key)
         )
     raise KeyError(name)
 
@@ -481,22 +559,21 @@ def open_cases_by_sla_status(engine: Engine) -> dict[str, int]:
         return {status: int(n) for status, n in session.execute(query).all()}
 
 
-def claim_reference(session: Session, reference: str, first_run_id: str, now: datetime) -> bool:
+def claim_reference(bind: Bind, reference: str, first_run_id: str, now: datetime) -> bool:
     """Claim `reference` for the case whose first run is `first_run_id`, inside the caller's
     transaction. True when it is this case's (newly claimed, or claimed by it before: a
     retry); False when another case has it, or a case recorded before claims were kept."""
-    claimed = select(CaseReference.first_run_id).where(CaseReference.reference == reference)
-    owner = session.scalars(claimed).first()
+    dialect, key = _dialect_of(bind), {"reference": reference}
+    owner = bind.execute(_prepared(dialect, "reference_owner"), key).scalar()
     if owner is None:
-        if session.get(StoredCase, reference) is not None:
+        if bind.execute(_prepared(dialect, "case_exists"), key).first() is not None:
             return False  # a case recorded before references were claimed
-        session.execute(
-            _insert(session, CaseReference)
-            .values(reference=reference, first_run_id=first_run_id, claimed_at=now)
-            .on_conflict_do_nothing(index_elements=["reference"])
+        bind.execute(
+            _prepared(dialect, "reference_claim"),
+            {"reference": reference, "first_run_id": first_run_id, "claimed_at": now},
         )
-        owner = session.scalars(claimed).one()  # ours, or a concurrent claim's
-    return owner == first_run_id
+        owner = bind.execute(_prepared(dialect, "reference_owner"), key).scalar_one()
+    return bool(owner == first_run_id)  # ours, or a concurrent claim's
 
 
 def _audit_values(reference: str, seq: int, entry: AuditEntry) -> dict[str, Any]:
@@ -558,7 +635,7 @@ def load_case(engine: Engine, reference: str) -> CaseRecord | None:
 
 
 def open_task_counts(
-    bind: Engine | Session, user_keys: Collection[Key], *, pending_since: datetime | None = None
+    bind: Engine | Bind, user_keys: Collection[Key], *, pending_since: datetime | None = None
 ) -> dict[Key, int]:
     """Per user (every key in `user_keys`, 0 when none), the tasks they own that are open,
     waiting or lagging on an open case.
@@ -569,66 +646,54 @@ def open_task_counts(
     counts: dict[Key, int] = dict.fromkeys(user_keys, 0)
     if not counts:
         return counts
-    recorded = (
-        select(StoredTask.owner_key, func.count())
-        .join(StoredCase, StoredCase.reference == StoredTask.case_reference)
-        .where(
-            StoredTask.owner_kind == "user",
-            StoredTask.owner_key.in_(counts),
-            StoredTask.status.in_(OPEN_WORK_STATUSES),
-            StoredCase.status == "open",
-        )
-        .group_by(StoredTask.owner_key)
-    )
-    queries = [recorded]
-    if pending_since is not None:
-        pending = (
-            select(Allocation.owner_key, func.count())
-            .where(
-                Allocation.owner_kind == "user",
-                Allocation.owner_key.in_(counts),
-                Allocation.target != CASE_TARGET,
-                Allocation.created_at >= pending_since,
-                ~exists().where(StoredCase.reference == Allocation.case_reference),
-            )
-            .group_by(Allocation.owner_key)
-        )
-        queries.append(pending)
 
-    def run(session: Session) -> None:
-        for query in queries:
-            for key, n in session.execute(query):
+    def run(conn: Bind) -> None:
+        dialect = _dialect_of(conn)
+        queries: list[tuple[Any, dict[str, Any]]] = [
+            (_prepared(dialect, "open_work_recorded"), {"keys": list(counts)})
+        ]
+        if pending_since is not None:
+            queries.append(
+                (
+                    _prepared(dialect, "open_work_pending"),
+                    {"keys": list(counts), "since": pending_since},
+                )
+            )
+        for query, params in queries:
+            for key, n in conn.execute(query, params):
                 if key is not None:
                     counts[key] += n
 
-    if isinstance(bind, Session):
-        run(bind)
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            run(conn)
     else:
-        with Session(bind) as session:
-            run(session)
+        run(bind)
     return counts
 
 
 # ------------------------------------------------------------------ allocation steps
-# These take the Session of the allocate activity's one transaction.
+# These run inside the allocate activity's one transaction: a Connection (the activity's) or
+# a Session (tests and fixtures). Prepared Core statements, as the case record's (see
+# `_prepared`): the allocate activity ran most of opening's store time through the ORM.
 
 
 def stored_allocations(
-    session: Session, case_reference: str, purpose: str, targets: Collection[str]
+    bind: Bind, case_reference: str, purpose: str, targets: Collection[str]
 ) -> dict[str, AllocationAnswer]:
     """The answers already given for these targets of (case, purpose), by target."""
-    rows = session.scalars(
-        select(Allocation).where(
-            Allocation.case_reference == case_reference,
-            Allocation.purpose == purpose,
-            Allocation.target.in_(targets),
-        )
-    ).all()
-    return {row.target: _allocation_from_row(row) for row in rows}
+    rows = bind.execute(
+        _prepared(_dialect_of(bind), "allocations_stored"),
+        {"reference": case_reference, "purpose": purpose, "targets": list(targets)},
+    )
+    return {
+        target: AllocationAnswer(_owner_from_columns(kind, key), reason)
+        for target, kind, key, reason in rows
+    }
 
 
 def save_allocation(
-    session: Session,
+    bind: Bind,
     case_reference: str,
     target: str,
     purpose: str,
@@ -640,30 +705,26 @@ def save_allocation(
     values = _allocation_values(
         case_reference, target, purpose, AllocationAnswer(owner, reason), now
     )
-    stmt = _insert(session, Allocation).values(values)
-    session.execute(
-        stmt.on_conflict_do_nothing(index_elements=["case_reference", "target", "purpose"])
-    )
+    bind.execute(_prepared(_dialect_of(bind), "allocation_save"), values)
 
 
-def lock_role(session: Session, role: Key) -> int:
+def lock_role(bind: Bind, role: Key) -> int:
     """Lock the role's round-robin row until the transaction ends (creating it at 0) and
     return its next index. Allocations among one role's members are thereby serialised on
     PostgreSQL; on SQLite every transaction holds the write lock already (see store.db)."""
-    session.execute(
-        _insert(session, RoundRobin)
-        .values(role=role, next_index=0)
-        .on_conflict_do_nothing(index_elements=["role"])
-    )
-    next_index: int = session.scalars(
-        select(RoundRobin.next_index).where(RoundRobin.role == role).with_for_update()
-    ).one()
+    dialect = _dialect_of(bind)
+    bind.execute(_prepared(dialect, "round_robin_create"), {"role": role, "next_index": 0})
+    next_index: int = bind.execute(
+        _prepared(dialect, "round_robin_lock"), {"role": role}
+    ).scalar_one()
     return next_index
 
 
-def set_round_robin(session: Session, role: Key, next_index: int) -> None:
+def set_round_robin(bind: Bind, role: Key, next_index: int) -> None:
     """Set the role's next round-robin position (its row is locked by `lock_role`)."""
-    session.execute(update(RoundRobin).where(RoundRobin.role == role).values(next_index=next_index))
+    bind.execute(
+        _prepared(_dialect_of(bind), "round_robin_set"), {"the_role": role, "index": next_index}
+    )
 
 
 # ------------------------------------------------------------------ inbox

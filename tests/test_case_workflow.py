@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
@@ -31,6 +32,7 @@ from models.messages import (
 )
 from starter.client import RequestRefusedError
 from store.repository import load_case
+from store.schema import Allocation, CaseReference
 from tests.helpers.workflow_harness import CaseEngine, case_engine, keep_history, wait_open
 
 
@@ -359,6 +361,16 @@ async def test_bad_raise_input_fails_the_case_at_once_naming_why(tmp_path: Path)
                 ),
                 "task_not_allowed",
             ),
+            (
+                "BAD-0004",
+                RaiseCase(
+                    reference="BAD-0004",
+                    topic="care-leaver",
+                    raised_by="ghost",
+                    extra_tasks=["s184-decision"],
+                ),
+                "unknown_actor",
+            ),  # both wrong: the raiser is named first
         ):
             # The client answers the refusal (and the reference stays free for a corrected raise).
             with pytest.raises(RequestRefusedError) as raised:
@@ -368,6 +380,12 @@ async def test_bad_raise_input_fails_the_case_at_once_naming_why(tmp_path: Path)
                 await eng.client.result(ref)
             cause = info.value.cause
             assert isinstance(cause, ApplicationError) and cause.type == code, cause
+        # A refused raise allocated nothing and claimed no reference (the raiser is checked
+        # by the raise's allocation itself: `AllocateInput.check_raiser`).
+        with eng.engine.connect() as conn:
+            for column in (Allocation.case_reference, CaseReference.reference):
+                refs = conn.execute(select(column)).scalars().all()
+                assert not [r for r in refs if r.startswith("BAD-")], refs
         # Input that does not decode (any language can send JSON) fails the case too.
         handle = await eng.env.client.start_workflow(
             "HousingOptionsCase",

@@ -324,6 +324,12 @@ class HousingOptionsCase:
             facts = await self._directory_facts(keys, today)
         else:
             facts = pinned_facts(defn, keys, today)
+        self._refuse_unless_raisable(input, defn, facts)
+
+    @staticmethod
+    def _refuse_unless_raisable(
+        input: CaseInput, defn: CaseDefinition, facts: DirectoryFacts
+    ) -> None:
         try:
             case_rules.check_raise(defn, input.case, facts)
         except RequestRefused as refused:
@@ -375,6 +381,11 @@ class HousingOptionsCase:
     async def _open_case(self, input: CaseInput) -> None:
         # Before the first local activity: see `_live_directory`.
         self._live_directory()
+        # A case on the live directory has its raiser looked up by the raise's allocation
+        # (`AllocateInput.check_raiser`): opening takes three local activities (pin, allocate,
+        # record), not four. No patch: only 0.2.0 opens cases on the live directory, and no
+        # 0.2.0 case opened with a `directory_facts` activity of its own has been released.
+        raiser_with_allocation = self._live
         now = workflow.now()
         pinned: RawValue = await workflow.execute_local_activity(
             "pin_definition",
@@ -391,7 +402,16 @@ class HousingOptionsCase:
         # the result comes from the recorded marker, not from running the activity, so each
         # case decodes the form it recorded.
         defn = shared_definition(pinned.payload)
-        await self._check_raise(input, defn)
+        if not raiser_with_allocation:
+            await self._check_raise(input, defn)
+        else:
+            # What the pin alone can refuse, before anything is allocated; when the extra
+            # tasks are wrong, the refusal names the raiser first if they are wrong too, as
+            # it always has.
+            try:
+                case_rules.check_extra_tasks(defn, input.case.extra_tasks)
+            except RequestRefused:
+                await self._check_raise(input, defn)
         requests = planner.raise_allocation_requests(defn, input.case.extra_tasks)
         allocated = await workflow.execute_local_activity(
             "allocate",
@@ -401,12 +421,19 @@ class HousingOptionsCase:
                 on=planner.case_today(defn, now),
                 requests=requests,
                 first_run_id=workflow.info().first_execution_run_id,
+                check_raiser=raiser_with_allocation,
             ),
             result_type=AllocateResult,
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
             summary=f"allocate case and {len(requests) - 1} tasks",
         )
+        if raiser_with_allocation:
+            # Allocated nothing when the raiser is not active: this refuses the raise.
+            if allocated.raiser is None:  # an allocate activity that did not look (never)
+                await self._check_raise(input, defn)
+            else:
+                self._refuse_unless_raisable(input, defn, allocated.raiser)
         case_owner, task_owners = planner.raise_owners(input.case, allocated)
         state = planner.new_case_state(
             defn,
