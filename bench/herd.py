@@ -573,6 +573,7 @@ async def case_herd(
 
         log(f"herd: raising {cases} cases; burst at {burst_at:%H:%M:%S} UTC")
         profiler.start("case-open", procs)
+        open_meter = CpuMeter(procs, server)
         t0 = time.monotonic()
         errors = await bounded(refs, raise_one, RAISE_CONCURRENCY)
         accepted = time.monotonic() - t0
@@ -581,11 +582,25 @@ async def case_herd(
             await asyncio.sleep(0.1 if quick else 0.25)
             opened = inbox.scalar("SELECT COUNT(*) FROM cases")
         opened_in = time.monotonic() - t0
+        open_meter.stop()
         profiler.stop()
         open_rss = sum(w.rss_mb() or 0.0 for w in procs)
         result.add("cases raised (accepted by the server)", cases - len(errors))
         result.add("raise rate, accepted by the server", (cases - len(errors)) / accepted, "/s")
         result.add("open rate, pinned and recorded by the worker", opened / opened_in, "/s")
+        # Less sensitive to the host's speed of the moment than the rate (the dev server and
+        # the raising client share the cores): what opening a case costs the worker.
+        result.add(
+            "open: worker CPU per case opened",
+            sum(open_meter.worker_seconds()) * 1000 / opened if opened else None,
+            "ms",
+        )
+        result.add(
+            "open: cores used (worker / dev server / bench)",
+            " / ".join(
+                f"{open_meter.shares()[k]:.2f}" for k in ("worker", "dev_server", "benchmark")
+            ),
+        )
         result.add(
             "worker resident memory (VmRSS), idle / cases open",
             f"{idle_rss:.0f} / {open_rss:.0f} MiB",
