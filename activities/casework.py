@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
@@ -44,6 +44,8 @@ log = structlog.get_logger("activities")
 
 # Stored configuration versions never change, so their parsed form is cached; a few suffice.
 _CACHE_SIZE = 8
+# Pins kept (each about 3 KB): every topic of a configuration or two, for a day.
+_PIN_CACHE_SIZE = 256
 
 
 class CaseworkActivities:
@@ -74,6 +76,10 @@ class CaseworkActivities:
             notifiers if notifiers is not None else [InboxNotifier(engine)]
         )
         self._configs: dict[int, Configuration] = {}
+        # Pins already built, by (configuration version, topic, day): a pin is a pure function
+        # of the three, and every case of a topic raised on a day pins the same bytes.
+        # Each with the workflow type's key and version, for the log.
+        self._pins: dict[tuple[int, str, date], tuple[bytes, str, int]] = {}
         self._lock = threading.Lock()
         # The version in force is read at most every `version_ttl` seconds: on SQLite every
         # transaction takes the write lock, so a read per alert would queue behind every
@@ -129,19 +135,30 @@ class CaseworkActivities:
             version, config = self.latest_configuration()
         except NoConfigurationError as e:
             raise ApplicationError(str(e), type="NoConfiguration", non_retryable=True) from e
-        try:
-            definition = build_case_definition(config, version, input.topic, input.on)
-        except DefinitionError as e:
-            log.warning("definition refused", topic=input.topic, config_version=version)
-            raise ApplicationError(str(e), type="DefinitionError", non_retryable=True) from e
+        key = (version, input.topic, input.on)
+        with self._lock:
+            cached = self._pins.get(key)
+        if cached is None:
+            try:
+                definition = build_case_definition(config, version, input.topic, input.on)
+            except DefinitionError as e:
+                log.warning("definition refused", topic=input.topic, config_version=version)
+                raise ApplicationError(str(e), type="DefinitionError", non_retryable=True) from e
+            wt = definition.workflow_type
+            cached = (encode_pin(definition), wt.key, wt.version)
+            with self._lock:
+                if len(self._pins) >= _PIN_CACHE_SIZE:
+                    self._pins.pop(next(iter(self._pins)))
+                self._pins[key] = cached
+        pin, workflow_type, workflow_version = cached
         log.info(
             "definition pinned",
             topic=input.topic,
             config_version=version,
-            workflow_type=definition.workflow_type.key,
-            workflow_version=definition.workflow_type.version,
+            workflow_type=workflow_type,
+            workflow_version=workflow_version,
         )
-        return encode_pin(definition)
+        return pin
 
     @activity.defn(name="allocate")
     def allocate(self, input: AllocateInput) -> AllocateResult:
@@ -200,8 +217,13 @@ class CaseworkActivities:
             case_owner=input.case_owner,
         )
         alert = Alert.of(input, recipients)
-        # The inbox first: it is the record the other channels deliver from.
-        created = self._inbox.notify(alert)
+        # The inbox first: it is the record the other channels deliver from. With it, in the
+        # same transaction, the case's record as it stands once this alert has fired (a retry
+        # finds both written, and delivers on the other channels what they have not taken).
+        if input.record is not None:
+            created, recorded = self._inbox.notify_and_record(alert, input.record)
+        else:
+            created, recorded = self._inbox.notify(alert), None
         if self._metrics is not None:
             self._metrics.alert_written(
                 input.indicator, created, input.indicator_at, datetime.now(UTC)
@@ -218,9 +240,8 @@ class CaseworkActivities:
             created=created,
             **({"notified": notified} if notified else {}),
         )
-        if input.record is not None:
-            # After the alert: a retry finds the alert written and writes the record again.
-            self._record(input.record)
+        if input.record is not None and recorded is not None:
+            self._recorded(input.record, recorded)
         return AlertResult(recipients=recipients, created=created)
 
     @activity.defn(name="directory_facts")
@@ -237,7 +258,9 @@ class CaseworkActivities:
         self._record(input)
 
     def _record(self, input: CaseRecord) -> None:
-        outcome = repository.record_case_outcome(self._engine, input)
+        self._recorded(input, repository.record_case_outcome(self._engine, input))
+
+    def _recorded(self, input: CaseRecord, outcome: repository.RecordOutcome) -> None:
         if self._metrics is not None:
             self._metrics.case_recorded(
                 input,
@@ -254,7 +277,7 @@ class CaseworkActivities:
         )
 
 
-def _inbox_first(notifiers: Sequence[Notifier]) -> tuple[Notifier, list[Notifier]]:
+def _inbox_first(notifiers: Sequence[Notifier]) -> tuple[InboxNotifier, list[Notifier]]:
     """The inbox notifier and the others (in order). Refuses a list without exactly one inbox
     (the other channels deliver from it) or with two notifiers of one name (the name keys a
     channel's delivery state)."""

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from models.activities import Alert
+from models.activities import Alert, CaseRecord
 from store import repository
 
 
@@ -51,3 +51,9 @@ class InboxNotifier:
     def notify(self, alert: Alert) -> int:
         """Write the inbox rows not written yet; returns how many were new."""
         return repository.insert_alerts(self._engine, alert)
+
+    def notify_and_record(
+        self, alert: Alert, record: CaseRecord
+    ) -> tuple[int, repository.RecordOutcome | None]:
+        """`notify`, and the case's record written in the same transaction."""
+        return repository.insert_alerts_and_record(self._engine, alert, record)

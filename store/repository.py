@@ -510,40 +510,45 @@ def _prepare_allocation(dialect: str, name: str) -> Any:
 def record_case_outcome(engine: Engine, record: CaseRecord) -> RecordOutcome:
     """`record_case`, saying what it changed: a retry of a record already stored reports
     nothing new, so counts built on it count each case, finish and audit entry once."""
+    with engine.begin() as conn:
+        return _record_on(conn, record)
+
+
+def _record_on(conn: Connection, record: CaseRecord) -> RecordOutcome:
+    """`record_case_outcome` inside the caller's transaction."""
     case_values = _case_values(record)
     new_audit: list[AuditEntry] = []
-    dialect = engine.dialect.name
-    with engine.begin() as conn:
-        if record.audit:
-            # Entries never change: insert-if-absent by number, whatever the revision.
-            inserted = conn.execute(
-                _prepared(dialect, "audit_insert"),
-                [
-                    _audit_values(record.reference, record.audit_from + i, entry)
-                    for i, entry in enumerate(record.audit)
-                ],
-            ).scalars()
-            new_audit = [record.audit[seq - record.audit_from] for seq in sorted(inserted)]
-        before = conn.execute(
-            _prepared(dialect, "case_status"), {"reference": record.reference}
-        ).scalar()
-        upsert = _prepared(dialect, "case_upsert", tuple(case_values))
-        if conn.execute(upsert, case_values).first() is None:
-            return RecordOutcome(False, False, False, new_audit)
-        # The upsert holds the case row's lock until commit, so replacing the tasks is safe:
-        # all of them for a complete record, only the listed ones for a record of changes.
-        if record.tasks_complete:
-            conn.execute(_prepared(dialect, "tasks_delete_all"), {"reference": record.reference})
-        elif record.tasks:
-            conn.execute(
-                _prepared(dialect, "tasks_delete_some"),
-                {"reference": record.reference, "keys": [t.key for t in record.tasks]},
-            )
-        if record.tasks:
-            conn.execute(
-                _prepared(dialect, "tasks_insert"),
-                [_task_values(record.reference, t) for t in record.tasks],
-            )
+    dialect = conn.dialect.name
+    if record.audit:
+        # Entries never change: insert-if-absent by number, whatever the revision.
+        inserted = conn.execute(
+            _prepared(dialect, "audit_insert"),
+            [
+                _audit_values(record.reference, record.audit_from + i, entry)
+                for i, entry in enumerate(record.audit)
+            ],
+        ).scalars()
+        new_audit = [record.audit[seq - record.audit_from] for seq in sorted(inserted)]
+    before = conn.execute(
+        _prepared(dialect, "case_status"), {"reference": record.reference}
+    ).scalar()
+    upsert = _prepared(dialect, "case_upsert", tuple(case_values))
+    if conn.execute(upsert, case_values).first() is None:
+        return RecordOutcome(False, False, False, new_audit)
+    # The upsert holds the case row's lock until commit, so replacing the tasks is safe:
+    # all of them for a complete record, only the listed ones for a record of changes.
+    if record.tasks_complete:
+        conn.execute(_prepared(dialect, "tasks_delete_all"), {"reference": record.reference})
+    elif record.tasks:
+        conn.execute(
+            _prepared(dialect, "tasks_delete_some"),
+            {"reference": record.reference, "keys": [t.key for t in record.tasks]},
+        )
+    if record.tasks:
+        conn.execute(
+            _prepared(dialect, "tasks_insert"),
+            [_task_values(record.reference, t) for t in record.tasks],
+        )
     finished = record.status != "open" and before in (None, "open")
     return RecordOutcome(True, before is None, finished, new_audit)
 
@@ -734,12 +739,27 @@ def insert_alerts(engine: Engine, alert: Alert, *, now: datetime | None = None) 
     """Write one inbox row per recipient of `alert` unless it is already there (the unique
     key is case, task, indicator, occurrence and recipient: `AlertKey`). Returns the number
     of rows newly written: 0 when a retry finds them all."""
+    created, _ = insert_alerts_and_record(engine, alert, None, now=now)
+    return created
+
+
+def insert_alerts_and_record(
+    engine: Engine, alert: Alert, record: CaseRecord | None, *, now: datetime | None = None
+) -> tuple[int, RecordOutcome | None]:
+    """`insert_alerts`, and `record` recorded as `record_case_outcome` does, in one
+    transaction: an alert that fired and the case record it changed are written together
+    (on SQLite one write lock and one commit rather than two)."""
     created_at = now or _now()
     rows = [_inbox_values(alert, recipient, created_at) for recipient in alert.recipients]
-    if not rows:
-        return 0
+    if not rows and record is None:
+        return 0, None
     with engine.begin() as conn:
-        return len(conn.execute(_prepared(engine.dialect.name, "inbox_insert"), rows).all())
+        created = (
+            len(conn.execute(_prepared(engine.dialect.name, "inbox_insert"), rows).all())
+            if rows
+            else 0
+        )
+        return created, _record_on(conn, record) if record is not None else None
 
 
 def inbox(engine: Engine, user: Key, unread_only: bool = False, limit: int = 100) -> list[AlertRow]:

@@ -150,6 +150,13 @@ def test_pin_definition_known_topic(acts: CaseworkActivities, engine: Engine) ->
     before = pin(acts, "care-leaver", date(2026, 3, 1))
     after = pin(acts, "care-leaver", date(2026, 4, 1))
     assert (before.workflow_type.version, after.workflow_type.version) == (1, 2)
+    # Pins are kept by (version, topic, day): the same bytes again, and as a new worker's.
+    ask = PinDefinitionInput(topic="care-leaver", on=date(2026, 3, 1))
+    kept = run(acts.pin_definition, ask)
+    assert (
+        kept == run(acts.pin_definition, ask) == run(CaseworkActivities(engine).pin_definition, ask)
+    )
+    assert decode_pin(ENCODING_BINARY, kept) == before
 
 
 @pytest.mark.parametrize("topic", ["no-such-topic", "welfare-benefit-advice"])

@@ -22,6 +22,7 @@ from store.repository import (
     configuration,
     inbox,
     insert_alerts,
+    insert_alerts_and_record,
     latest_configuration,
     latest_configuration_version,
     load_case,
@@ -342,6 +343,25 @@ def test_insert_alerts_is_insert_if_absent(engine: Engine) -> None:
     assert _send(engine, _alert(case="HO-2"), ["adviser1"]) == 1
     assert len(inbox(engine, "adviser1")) == 5
     assert [a.task_key for a in inbox(engine, "adviser1") if a.task_key is None] == [None]
+
+
+def test_an_alert_and_its_case_record_are_written_together(engine: Engine) -> None:
+    alert = Alert.of(_alert(), ["adviser1", "tl1"])
+    record = _case("HO-1", revision=3, tasks=[_task("emergency-interview")])
+    created, outcome = insert_alerts_and_record(engine, alert, record)
+    assert created == 2 and outcome is not None and outcome.written and outcome.opened
+    assert load_case(engine, "HO-1") == record
+    # A retry writes neither again, and says so.
+    created, outcome = insert_alerts_and_record(engine, alert, record)
+    assert created == 0 and outcome is not None and not outcome.written
+    # One transaction: a record the store refuses leaves the alert unwritten too (the
+    # activity's retry then writes both).
+    other = Alert.of(_alert(case="HO-2"), ["adviser1"])
+    naive = _case("HO-2", created_at=datetime(2026, 7, 1, 10, 0))
+    with pytest.raises(Exception, match="naive datetime"):
+        insert_alerts_and_record(engine, other, naive)
+    assert [a.case_reference for a in inbox(engine, "adviser1")] == ["HO-1"]
+    assert load_case(engine, "HO-2") is None
 
 
 def test_inbox_and_mark_read(engine: Engine) -> None:
