@@ -220,10 +220,11 @@ class CaseworkActivities:
         # The inbox first: it is the record the other channels deliver from. With it, in the
         # same transaction, the case's record as it stands once this alert has fired (a retry
         # finds both written, and delivers on the other channels what they have not taken).
+        recorded = None
         if input.record is not None:
             created, recorded = self._inbox.notify_and_record(alert, input.record)
         else:
-            created, recorded = self._inbox.notify(alert), None
+            created = self._inbox.notify(alert)
         if self._metrics is not None:
             self._metrics.alert_written(
                 input.indicator, created, input.indicator_at, datetime.now(UTC)
@@ -240,7 +241,7 @@ class CaseworkActivities:
             created=created,
             **({"notified": notified} if notified else {}),
         )
-        if input.record is not None and recorded is not None:
+        if input.record is not None and recorded is not None:  # both or neither
             self._recorded(input.record, recorded)
         return AlertResult(recipients=recipients, created=created)
 

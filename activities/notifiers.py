@@ -54,6 +54,6 @@ class InboxNotifier:
 
     def notify_and_record(
         self, alert: Alert, record: CaseRecord
-    ) -> tuple[int, repository.RecordOutcome | None]:
+    ) -> tuple[int, repository.RecordOutcome]:
         """`notify`, and the case's record written in the same transaction."""
         return repository.insert_alerts_and_record(self._engine, alert, record)

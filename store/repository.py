@@ -739,27 +739,28 @@ def insert_alerts(engine: Engine, alert: Alert, *, now: datetime | None = None) 
     """Write one inbox row per recipient of `alert` unless it is already there (the unique
     key is case, task, indicator, occurrence and recipient: `AlertKey`). Returns the number
     of rows newly written: 0 when a retry finds them all."""
-    created, _ = insert_alerts_and_record(engine, alert, None, now=now)
-    return created
+    if not alert.recipients:
+        return 0
+    with engine.begin() as conn:
+        return _insert_alerts_on(conn, alert, now or _now())
 
 
 def insert_alerts_and_record(
-    engine: Engine, alert: Alert, record: CaseRecord | None, *, now: datetime | None = None
-) -> tuple[int, RecordOutcome | None]:
+    engine: Engine, alert: Alert, record: CaseRecord, *, now: datetime | None = None
+) -> tuple[int, RecordOutcome]:
     """`insert_alerts`, and `record` recorded as `record_case_outcome` does, in one
     transaction: an alert that fired and the case record it changed are written together
     (on SQLite one write lock and one commit rather than two)."""
-    created_at = now or _now()
-    rows = [_inbox_values(alert, recipient, created_at) for recipient in alert.recipients]
-    if not rows and record is None:
-        return 0, None
     with engine.begin() as conn:
-        created = (
-            len(conn.execute(_prepared(engine.dialect.name, "inbox_insert"), rows).all())
-            if rows
-            else 0
-        )
-        return created, _record_on(conn, record) if record is not None else None
+        return _insert_alerts_on(conn, alert, now or _now()), _record_on(conn, record)
+
+
+def _insert_alerts_on(conn: Connection, alert: Alert, created_at: datetime) -> int:
+    """`insert_alerts` inside the caller's transaction."""
+    rows = [_inbox_values(alert, recipient, created_at) for recipient in alert.recipients]
+    if not rows:
+        return 0
+    return len(conn.execute(_prepared(conn.dialect.name, "inbox_insert"), rows).all())
 
 
 def inbox(engine: Engine, user: Key, unread_only: bool = False, limit: int = 100) -> list[AlertRow]:

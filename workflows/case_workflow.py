@@ -385,6 +385,7 @@ class HousingOptionsCase:
         # (`AllocateInput.check_raiser`): opening takes three local activities (pin, allocate,
         # record), not four. No patch: only 0.2.0 opens cases on the live directory, and no
         # 0.2.0 case opened with a `directory_facts` activity of its own has been released.
+        # Decided once, here: a message handled while the case opens may turn `_live` on.
         raiser_with_allocation = self._live
         now = workflow.now()
         pinned: RawValue = await workflow.execute_local_activity(
