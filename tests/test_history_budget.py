@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import EventType
 
 from models.messages import CompleteTask, RaiseCase
 from tests.helpers.workflow_harness import case_engine, wait_open
+from workflows.case_workflow import RELEASE_0_2_0
 
 BUDGET_PER_TASK = 12
 
@@ -61,3 +62,32 @@ async def test_reference_case_history_within_budget(tmp_path: Path) -> None:
         by_type = Counter(EventType.Name(e.event_type) for e in events)
         print(f"\n{len(events)} events for {completed} tasks: {dict(by_type)}")
         assert len(events) <= BUDGET_PER_TASK * completed, by_type
+
+
+async def test_a_new_case_opens_with_one_patch_marker(tmp_path: Path) -> None:
+    """A case raised on this release decides what the release changed with one patch
+    (`RELEASE_0_2_0`): one marker and one search attribute upsert at its opening, where cases of
+    development builds recorded three of each. The SDK's core keeps, for as long as a case is
+    cached, a command buffer sized for the most commands a workflow task ever sent, so the
+    opening's commands are memory as well as events."""
+    async with case_engine(tmp_path) as eng:
+        handle = await eng.client.raise_case(
+            RaiseCase(reference="REL-2028-0101", topic="homeless-tonight", raised_by="adviser1")
+        )
+        await wait_open(handle)
+        events = (await handle.fetch_history()).events
+        first_timer = next(
+            i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        )
+        opening = Counter(EventType.Name(e.event_type) for e in events[: first_timer + 1])
+        patches = [
+            e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and e.marker_recorded_event_attributes.marker_name == "core_patch"
+        ]
+        assert len(patches) == 1 and RELEASE_0_2_0.encode() in patches[0], patches
+        # Started, its first workflow task (3), the patch's marker and upsert, the three local
+        # activities of the opening (pin, allocate, record) and the first timer.
+        assert sum(opening.values()) == 10, opening
+        assert opening["EVENT_TYPE_MARKER_RECORDED"] == 4, opening

@@ -76,11 +76,30 @@ _ALERT_TIMEOUT = timedelta(seconds=30)
 # fired it, so an alert costs one workflow task and its marker rather than an activity's three
 # events and a second workflow task. Runs that started before keep the activity to their end.
 LOCAL_ALERTS = "alerts-as-local-activities"
+# One patch for what release 0.2.0 does from the start of a run: alerts as local activities
+# (`LOCAL_ALERTS`), people checked against the live directory (`LIVE_DIRECTORY`) and refusals
+# recorded at once (`RECORD_REFUSALS`). A run that starts on 0.2.0 or later takes all three
+# with this one marker, decided at the start of the run: three markers and their three
+# search attribute upserts (the SDK's TemporalChangeVersion) cost a case four more history
+# events and, since the SDK's core keeps a buffer sized for the most commands a workflow task
+# ever sent, several KiB of worker memory for as long as it is cached. Runs that started
+# before (0.1.0 cases, and cases of development builds of 0.2.0 that recorded the three) take
+# each one as they did. A later release that changes commands for new runs adds its patch the
+# same way: one id per release, the old ids kept in the else branch.
+RELEASE_0_2_0 = "release-0.2.0"
 # A record lists only the tasks changed since the case's previous record, except the first
 # record of each run and every tenth, which list every task (so a store that lost a record, or
 # a run reset to an earlier point, is put right within ten records). Local activity inputs are
 # not in the history, so what a record lists can change without a patch.
 _COMPLETE_RECORD_EVERY = 10
+
+
+def _print(task: TaskRecord) -> int:
+    """A fingerprint of a task's record: equal records, equal prints; different records,
+    different prints but with a chance of 2**-64. Only compared within one worker process
+    (Python's string hashes differ between processes), and only to leave a task out of a
+    record of changes: a record lists every task at least every tenth time."""
+    return hash(task.model_dump_json())
 
 
 def case_workflow_id(reference: str) -> str:
@@ -187,12 +206,18 @@ class HousingOptionsCase:
         self._input: CaseInput | None = input
         self._defn: CaseDefinition | None = None
         self._state: CaseState | None = None
-        if input is not None and input.carried is not None:
-            self._defn = shared_copy(input.carried.definition)
-            self._state = input.carried.state
+        carried = input.carried if input is not None else None
+        if input is not None and carried is not None:
+            self._defn = shared_copy(carried.definition)
+            self._state = carried.state
+            # The input without what was carried: the run keeps its input, and the decoded
+            # definition is a private copy of the shared one (memory per cached case).
+            self._input = input.model_copy(update={"carried": None})
         self._lock = asyncio.Lock()
         # Whether this run checks messages against the live directory (`_live_directory`).
         self._live = False
+        # Whether a refusal is recorded at once (`RECORD_REFUSALS`; None: not decided yet).
+        self._refusals_recorded: bool | None = None
         # Whether alerts run as local activities (`LOCAL_ALERTS`, decided in `run`).
         self._local_alerts = False
         # Set by every accepted message; the loop wakes, replans and records.
@@ -201,11 +226,13 @@ class HousingOptionsCase:
         self._timer_at: Any = None
         # Counts changes over the case's whole life (carried across continue-as-new), so the
         # store can ignore a late retry of an older record.
-        carried = input.carried if input is not None else None
         self._revision = carried.revision if carried is not None else 0
         self._recorded_revision = self._revision
-        # The tasks as the store has them from this run's records, and how many it sent.
-        self._recorded_tasks: dict[str, TaskRecord] = {}
+        # A fingerprint of each task as the store has it from this run's records (`_print`;
+        # fingerprints rather than the records themselves: memory per cached case), those of
+        # the record being sent, and how many records the run has sent.
+        self._recorded_tasks: dict[str, int] = {}
+        self._sending_tasks: dict[str, int] = {}
         self._records_sent = 0
         # Audit entries numbered below this are in the store. A new run records everything
         # its state holds once (the store keeps each entry once, by its number).
@@ -223,7 +250,10 @@ class HousingOptionsCase:
             )
         input = self._input
         # Decided at the start of the run (see `_live_directory` for why not later).
-        self._local_alerts = workflow.patched(LOCAL_ALERTS)
+        if workflow.patched(RELEASE_0_2_0):
+            self._local_alerts = self._live = self._refusals_recorded = True
+        else:
+            self._local_alerts = workflow.patched(LOCAL_ALERTS)
         try:
             return await self._run(input)
         except BaseException as err:
@@ -351,7 +381,7 @@ class HousingOptionsCase:
             or workflow.patched(f"{LIVE_DIRECTORY}-from-{self._revision}")
         ):
             self._live = True
-            workflow.patched(RECORD_REFUSALS)
+            self._refusals_recorded = workflow.patched(RECORD_REFUSALS)
         return self._live
 
     async def _directory_facts(self, keys: list[str], on: Any) -> DirectoryFacts:
@@ -635,17 +665,20 @@ class HousingOptionsCase:
         """What is sent for `record`: every task (see `_COMPLETE_RECORD_EVERY`), or only those
         changed since the previous record. Less to write, and a smaller local activity input
         (core keeps each one in memory while the case is cached)."""
+        self._sending_tasks = {t.key: _print(t) for t in record.tasks}
         if self._records_sent % _COMPLETE_RECORD_EVERY == 0:
             return record
-        changed = [t for t in record.tasks if self._recorded_tasks.get(t.key) != t]
+        changed = [
+            t for t in record.tasks if self._recorded_tasks.get(t.key) != self._sending_tasks[t.key]
+        ]
         return record.model_copy(update={"tasks": changed, "tasks_complete": False})
 
     def _recorded(self, record: CaseRecord) -> None:
-        """The store has the case as `record` (every task), and the trail up to here: the
-        state keeps only the latest entries."""
+        """The store has the case as `record` (sent by `_outgoing`), and the trail up to here:
+        the state keeps only the latest entries."""
         state, _ = self._require()
         self._recorded_revision = record.revision
-        self._recorded_tasks = {t.key: t for t in record.tasks}
+        self._recorded_tasks = self._sending_tasks
         self._records_sent += 1
         self._audit_recorded = state.audit_total
         audit.trim(state)
@@ -698,7 +731,7 @@ class HousingOptionsCase:
                 self._touch()
                 # Record (and so trim) the trail at once: a flood of refused messages must not
                 # grow the state. Cases started before this wait for their next change.
-                if workflow.patched(RECORD_REFUSALS):
+                if self._refusals_recorded or workflow.patched(RECORD_REFUSALS):
                     self._changed = True
                 workflow.logger.info(
                     "request refused",

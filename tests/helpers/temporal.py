@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from starter.connection import CASE_DATA_CONVERTER
 from starter.devserver import DevServer, start_dev_server
 
 BIN = Path(sys.executable).parent
@@ -26,7 +26,7 @@ async def start_time_skipping() -> WorkflowEnvironment:
     """A fresh time-skipping test server with the product's data converter."""
     return await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=CASE_DATA_CONVERTER,
     )
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config_files import load_and_validate
 from domain.planner import local_date
 from starter.client import CaseClient
+from starter.connection import CASE_DATA_CONVERTER
 from starter.devserver import DevServer
 from store.db import create_schema, make_engine
 from store.directory import import_file
@@ -147,7 +147,7 @@ async def live_cases(
     today = local_date(datetime.now(UTC))
     save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
     import_file(engine, REPO / "config" / "sample" / "staff.csv", on=STAFF_SINCE)
-    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    client = await Client.connect(server.address, data_converter=CASE_DATA_CONVERTER)
     queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
     try:
         async with build_worker(client, engine, queue, executor):
