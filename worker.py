@@ -78,9 +78,10 @@ def _env_int(name: str, default: int, low: int, high: int) -> int:
 def max_cached_workflows_from_env() -> int:
     """`WORKER_MAX_CACHED_WORKFLOWS` (default 3000): cases a worker process keeps in memory.
     A cached case takes its next workflow task without replaying its history; each costs
-    about 140 KiB and 340 objects the garbage collector tracks, and a full collection stops
-    every activation for its length: about 0.8 s at 3,000 cached cases on the benchmark
-    machine, past the SDK's 2 s deadlock limit near 8,000 (docs/benchmarks.md). Hold more
+    about 120-150 KiB and 270 objects the garbage collector tracks, and a full collection
+    stops every activation for its length: about 0.8 s at 3,000 cached cases and 1.3-1.4 s
+    at 5,000 on the benchmark machine, past the SDK's 2 s deadlock limit near 7,000
+    (docs/benchmarks.md). Hold more
     open cases with more worker processes (`starter.worker_pool`)."""
     return _env_int("WORKER_MAX_CACHED_WORKFLOWS", 3000, 1, 1_000_000)
 
