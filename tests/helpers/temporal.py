@@ -22,12 +22,23 @@ from starter.devserver import DevServer, start_dev_server
 BIN = Path(sys.executable).parent
 
 
+# The SDK gives the test server a fixed 5 s to answer; on a loaded CI machine it sometimes
+# needs longer (seen: "did not start within 5s"), so a start is tried this many times.
+_STARTS = 3
+
+
 async def start_time_skipping() -> WorkflowEnvironment:
     """A fresh time-skipping test server with the product's data converter."""
-    return await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=CASE_DATA_CONVERTER,
-    )
+    for attempt in range(1, _STARTS + 1):
+        try:
+            return await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=str(BIN / "temporal-test-server"),
+                data_converter=CASE_DATA_CONVERTER,
+            )
+        except RuntimeError as err:
+            if attempt == _STARTS or "did not start" not in str(err):
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
