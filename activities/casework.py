@@ -1,6 +1,7 @@
-"""The case workflow's activities: pin a definition, allocate owners, send alerts, record the
-case. Each is idempotent (Temporal retries activities) and synchronous: SQLAlchemy blocks, so
-the worker runs these on its thread pool (`activity_executor`).
+"""The case workflow's activities: open a case (pin its definition and allocate its owners),
+allocate owners later, send alerts, record the case. Each is idempotent (Temporal retries
+activities) and synchronous: SQLAlchemy blocks, so the worker runs these on its thread pool
+(`activity_executor`).
 
 Logs carry case references, task keys, indicators and counts; never names or notes.
 """
@@ -22,9 +23,11 @@ from activities import allocation
 from activities.alert_recipients import alert_recipients
 from activities.metrics import CaseMetrics
 from activities.notifiers import InboxNotifier, Notifier
+from domain import case_rules
 from domain.case_definition import DefinitionError, build_case_definition
-from domain.planner import local_date
-from domain.shared_definition import encode_pin
+from domain.errors import RequestRefused
+from domain.planner import case_today, local_date, raise_allocation_requests
+from domain.shared_definition import encode_pin, shared_definition_of
 from models.activities import (
     Alert,
     AlertInput,
@@ -32,9 +35,12 @@ from models.activities import (
     AllocateInput,
     AllocateResult,
     CaseRecord,
+    OpenCaseInput,
+    OpenCaseResult,
     PinDefinitionInput,
 )
 from models.config import Configuration
+from models.definition import CaseDefinition
 from models.directory import DirectoryFacts, DirectoryQuery
 from store import repository
 from store.directory import DirectoryCache
@@ -77,9 +83,9 @@ class CaseworkActivities:
         )
         self._configs: dict[int, Configuration] = {}
         # Pins already built, by (configuration version, topic, day): a pin is a pure function
-        # of the three, and every case of a topic raised on a day pins the same bytes.
-        # Each with the workflow type's key and version, for the log.
-        self._pins: dict[tuple[int, str, date], tuple[bytes, str, int]] = {}
+        # of the three, and every case of a topic raised on a day pins the same bytes. Each
+        # with the definition it holds, the one object the process's cases share.
+        self._pins: dict[tuple[int, str, date], tuple[bytes, CaseDefinition]] = {}
         self._lock = threading.Lock()
         # The version in force is read at most every `version_ttl` seconds: on SQLite every
         # transaction takes the write lock, so a read per alert would queue behind every
@@ -102,6 +108,7 @@ class CaseworkActivities:
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for the worker."""
         return [
+            self.open_case,
             self.pin_definition,
             self.allocate,
             self.send_alert,
@@ -130,41 +137,77 @@ class CaseworkActivities:
         as the case records it: compressed (`domain.shared_definition.encode_pin`; `bytes`, so
         a `binary/plain` payload, about a sixth of the JSON). An unknown or retired topic, or
         no configuration at all, fails the case at once (non-retryable): retrying cannot fix
-        it, and the error says what to do."""
-        try:
-            version, config = self.latest_configuration()
-        except NoConfigurationError as e:
-            raise ApplicationError(str(e), type="NoConfiguration", non_retryable=True) from e
-        key = (version, input.topic, input.on)
-        with self._lock:
-            cached = self._pins.get(key)
-        if cached is None:
-            try:
-                definition = build_case_definition(config, version, input.topic, input.on)
-            except DefinitionError as e:
-                log.warning("definition refused", topic=input.topic, config_version=version)
-                raise ApplicationError(str(e), type="DefinitionError", non_retryable=True) from e
-            wt = definition.workflow_type
-            cached = (encode_pin(definition), wt.key, wt.version)
-            with self._lock:
-                if len(self._pins) >= _PIN_CACHE_SIZE:
-                    self._pins.pop(next(iter(self._pins)))
-                self._pins[key] = cached
-        pin, workflow_type, workflow_version = cached
-        log.info(
-            "definition pinned",
-            topic=input.topic,
-            config_version=version,
-            workflow_type=workflow_type,
-            workflow_version=workflow_version,
-        )
-        return pin
+        it, and the error says what to do. (Cases opened on 0.2.0 take `open_case`.)"""
+        return self._pin(input.topic, input.on)[0]
 
     @activity.defn(name="allocate")
     def allocate(self, input: AllocateInput) -> AllocateResult:
         """Owners for the case and/or tasks (see `activities.allocation`), against the staff
         directory now and the latest configuration's roles. A retry returns the answers
         already given."""
+        return self._allocate(input)
+
+    @activity.defn(name="open_case")
+    def open_case(self, input: OpenCaseInput) -> OpenCaseResult:
+        """A new case's opening in one local activity: the definition pinned (as
+        `pin_definition`), then, unless it refuses the raise's extra tasks, the raise's owners
+        allocated by its rules with the raiser looked up first (as `allocate` with
+        `check_raiser`). One marker in the case's history instead of two, and the rules are
+        not sent to the activity: it has the definition it just pinned."""
+        on = local_date(input.at)
+        pin, definition = self._pin(input.topic, on)
+        try:
+            case_rules.check_extra_tasks(definition, input.extra_tasks)
+        except RequestRefused:
+            # The case refuses the raise from the pin (naming the raiser first when they
+            # are wrong too); nothing is allocated for it.
+            return OpenCaseResult(pin=pin, allocation=None)
+        allocation = self._allocate(
+            AllocateInput(
+                case_reference=input.case_reference,
+                raised_by=input.raised_by,
+                on=case_today(definition, input.at),
+                requests=raise_allocation_requests(definition, input.extra_tasks),
+                first_run_id=input.first_run_id,
+                check_raiser=True,
+            )
+        )
+        return OpenCaseResult(pin=pin, allocation=allocation)
+
+    def _pin(self, topic: str, on: date) -> tuple[bytes, CaseDefinition]:
+        """The pin of `topic` on `on` from the latest configuration, and the definition it
+        holds (the process's shared copy: the case that decodes the pin gets the same object)."""
+        try:
+            version, config = self.latest_configuration()
+        except NoConfigurationError as e:
+            raise ApplicationError(str(e), type="NoConfiguration", non_retryable=True) from e
+        key = (version, topic, on)
+        with self._lock:
+            cached = self._pins.get(key)
+        if cached is None:
+            try:
+                definition = build_case_definition(config, version, topic, on)
+            except DefinitionError as e:
+                log.warning("definition refused", topic=topic, config_version=version)
+                raise ApplicationError(str(e), type="DefinitionError", non_retryable=True) from e
+            pin = encode_pin(definition)
+            cached = (pin, shared_definition_of(pin))
+            with self._lock:
+                if len(self._pins) >= _PIN_CACHE_SIZE:
+                    self._pins.pop(next(iter(self._pins)))
+                self._pins[key] = cached
+        pin, definition = cached
+        wt = definition.workflow_type
+        log.info(
+            "definition pinned",
+            topic=topic,
+            config_version=version,
+            workflow_type=wt.key,
+            workflow_version=wt.version,
+        )
+        return cached
+
+    def _allocate(self, input: AllocateInput) -> AllocateResult:
         _, config = self.latest_configuration()
         # A raise checks its raiser against the directory as it is now (one indexed read of
         # its version), as the `directory_facts` activity does; later allocations may use a

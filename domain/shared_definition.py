@@ -2,13 +2,14 @@
 payload (`decode_pin`), and one copy per process of each (`shared_definition`). The workflow
 imports this, not `domain.case_definition`, which needs the bank holiday tables.
 
-The pin is recorded in the case's history (the `pin_definition` local activity's marker) and
-held in memory by the worker for every cached case, so it is recorded compressed: the
-definition's JSON (`model_dump_json()`, every field, defaults included) compressed with zlib,
-behind a one-byte format number, returned by the activity as `bytes` and so recorded as a
-`binary/plain` payload (encrypted like any other by the payload codec, when it is on). Cases
-pinned before that recorded the definition as JSON (`json/plain`); those histories hold it
-for ever, so both forms decode.
+The pin is recorded in the case's history and held in memory by the worker for every cached
+case, so it is recorded compressed: the definition's JSON (`model_dump_json()`, every field,
+defaults included) compressed with zlib, behind a one-byte format number. A case opened on
+0.2.0 records it in the result of its `open_case` local activity (JSON, the pin as base64);
+a case opened before, as the `binary/plain` result of its `pin_definition` local activity; and
+a case pinned before compression, as that activity's JSON (`json/plain`). Those histories hold
+them for ever, so every form decodes. (Each payload is encrypted by the payload codec when it
+is on.)
 
 Fields are never left out to make the pin smaller (`exclude_defaults`, `exclude_none`): a pin
 missing a field would decode with whatever default a later release gives it, and a running
@@ -89,6 +90,12 @@ def shared_definition(payload: Payload) -> CaseDefinition:
     """The definition recorded in `payload` (the pin's payload, after the codec), the one
     object every case pinned with the same definition shares (decoded on first sight)."""
     return _share(pin_json(payload.metadata.get("encoding", b""), payload.data))
+
+
+def shared_definition_of(pin: bytes) -> CaseDefinition:
+    """The shared definition `pin` holds (`encode_pin`'s bytes, as the `open_case` activity
+    returns them inside its result)."""
+    return _share(pin_json(ENCODING_BINARY, pin))
 
 
 def shared_copy(definition: CaseDefinition) -> CaseDefinition:

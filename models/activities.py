@@ -66,6 +66,34 @@ class AllocateResult(_Shape):
     raiser: DirectoryFacts | None = None
 
 
+class OpenCaseInput(_Shape):
+    """The opening of a case as one local activity (runs started on 0.2.0): pin the
+    definition of `topic` in force at `at` (as `pin_definition`), then allocate the raise's
+    owners by that definition's rules, the raiser looked up first (as `allocate` with
+    `check_raiser`). The rules travel in the pin, not in the input."""
+
+    case_reference: str
+    topic: Key
+    raised_by: Key
+    extra_tasks: list[Key] = Field(default_factory=list)
+    # The case's opening instant (`workflow.now()`): the pin's day is its local date, the
+    # allocation's day the case's calendar day.
+    at: datetime
+    # The case's first run: it claims the reference for ever (see `AllocateInput`).
+    first_run_id: str
+
+
+class OpenCaseResult(_Shape):
+    """The pinned definition as `pin_definition` returns it (`encode_pin`: compressed; in the
+    recorded JSON as base64), and the raise's allocation. No allocation when the definition
+    refuses the raise's extra tasks: nothing is allocated for a raise the case refuses."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    pin: bytes
+    allocation: AllocateResult | None
+
+
 class AlertFacts(_Shape):
     """What an alert says: which case or task, which indicator, when, and whose it is."""
 

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import CaseworkActivities
+from domain.planner import local_date, raise_allocation_requests
 from domain.shared_definition import ENCODING_BINARY, decode_pin
 from models.activities import (
     AlertInput,
@@ -27,6 +28,8 @@ from models.activities import (
     AllocateResult,
     AllocationRequest,
     CaseRecord,
+    OpenCaseInput,
+    OpenCaseResult,
     PinDefinitionInput,
     TaskRecord,
 )
@@ -193,6 +196,78 @@ def test_pin_definition_uses_the_latest_configuration(
         run(acts.pin_definition, PinDefinitionInput(topic="homeless-tonight", on=LEAVE_DAY))
     pinned = pin(acts, "rough-sleeping", LEAVE_DAY)
     assert pinned.config_version == version
+
+
+# ------------------------------------------------------------------ open_case
+
+
+def open_case(
+    acts: CaseworkActivities,
+    ref: str,
+    *,
+    raised_by: str = "adviser1",
+    extra_tasks: tuple[str, ...] = (),
+    first_run_id: str | None = None,
+) -> OpenCaseResult:
+    opened: OpenCaseResult = run(
+        acts.open_case,
+        OpenCaseInput(
+            case_reference=ref,
+            topic="care-leaver",
+            raised_by=raised_by,
+            extra_tasks=list(extra_tasks),
+            at=T0,
+            first_run_id=first_run_id or f"run-{ref}",
+        ),
+    )
+    return opened
+
+
+def test_open_case_pins_and_allocates_by_the_pinned_rules(acts: CaseworkActivities) -> None:
+    opened = open_case(acts, "OPEN-0001", extra_tasks=("landlord-negotiation",))
+    # The very pin `pin_definition` gives for the topic on the opening's local date.
+    asked = PinDefinitionInput(topic="care-leaver", on=local_date(T0))
+    assert opened.pin == run(acts.pin_definition, asked)
+    defn = decode_pin(ENCODING_BINARY, opened.pin)
+    allocation = opened.allocation
+    assert allocation is not None
+    raiser = allocation.raiser.get("adviser1") if allocation.raiser else None
+    assert raiser is not None and not raiser.disabled
+    # The case and every first task, the extra one included, by the pin's own rules.
+    targets = {r.target for r in raise_allocation_requests(defn, ["landlord-negotiation"])}
+    assert "landlord-negotiation" in targets and "case" in targets
+    assert set(allocation.owners) | set(allocation.unallocated) == targets
+    # Recorded as JSON (the pin in base64) and read back equal; a retry answers the same.
+    assert OpenCaseResult.model_validate_json(opened.model_dump_json()) == opened
+    assert open_case(acts, "OPEN-0001", extra_tasks=("landlord-negotiation",)) == opened
+
+
+def test_open_case_allocates_nothing_for_extra_tasks_the_definition_refuses(
+    acts: CaseworkActivities,
+) -> None:
+    refused = open_case(acts, "OPEN-0002", extra_tasks=("s184-decision",))
+    assert refused.allocation is None
+    assert decode_pin(ENCODING_BINARY, refused.pin).topic.key == "care-leaver"
+    # Nothing claimed either: a corrected raise under the reference (a new case) opens.
+    corrected = open_case(acts, "OPEN-0002", first_run_id="another-run")
+    assert corrected.allocation is not None and corrected.allocation.owners
+
+
+def test_open_case_allocates_nothing_for_a_raiser_not_active(acts: CaseworkActivities) -> None:
+    opened = open_case(acts, "OPEN-0003", raised_by="adviser5")  # disabled
+    assert opened.allocation is not None and opened.allocation.owners == {}
+    facts = opened.allocation.raiser.get("adviser5") if opened.allocation.raiser else None
+    assert facts is not None and facts.disabled
+    unknown = open_case(acts, "OPEN-0004", raised_by="ghost")
+    assert unknown.allocation is not None and unknown.allocation.owners == {}
+    assert unknown.allocation.raiser is not None and unknown.allocation.raiser.staff == {}
+
+
+def test_open_case_refuses_a_reference_another_case_claimed(acts: CaseworkActivities) -> None:
+    open_case(acts, "OPEN-0005")
+    with pytest.raises(ApplicationError) as caught:
+        open_case(acts, "OPEN-0005", first_run_id="another-run")
+    assert caught.value.type == "reference_in_use" and caught.value.non_retryable
 
 
 # ------------------------------------------------------------------ allocate
@@ -439,4 +514,11 @@ def test_every_activity_is_registered(acts: CaseworkActivities) -> None:
     from temporalio import activity
 
     names = sorted(str(activity._Definition.must_from_callable(fn).name) for fn in acts.all())
-    assert names == ["allocate", "directory_facts", "pin_definition", "record_case", "send_alert"]
+    assert names == [
+        "allocate",
+        "directory_facts",
+        "open_case",
+        "pin_definition",
+        "record_case",
+        "send_alert",
+    ]

@@ -10,6 +10,7 @@ local activity (1 marker), and a search attribute upsert when the case's attribu
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,12 +65,15 @@ async def test_reference_case_history_within_budget(tmp_path: Path) -> None:
         assert len(events) <= BUDGET_PER_TASK * completed, by_type
 
 
-async def test_a_new_case_opens_with_one_patch_marker(tmp_path: Path) -> None:
+async def test_a_new_case_opens_with_one_patch_marker_and_one_opening_activity(
+    tmp_path: Path,
+) -> None:
     """A case raised on this release decides what the release changed with one patch
     (`RELEASE_0_2_0`): one marker and one search attribute upsert at its opening, where cases of
-    development builds recorded three of each. The SDK's core keeps, for as long as a case is
-    cached, a command buffer sized for the most commands a workflow task ever sent, so the
-    opening's commands are memory as well as events."""
+    development builds recorded three of each; and it opens with one local activity
+    (`open_case`: pin and allocation) where they took two. The SDK's core keeps, for as long as
+    a case is cached, a command buffer sized for the most commands a workflow task ever sent,
+    so the opening's commands are memory as well as events."""
     async with case_engine(tmp_path) as eng:
         handle = await eng.client.raise_case(
             RaiseCase(reference="REL-2028-0101", topic="homeless-tonight", raised_by="adviser1")
@@ -80,14 +84,24 @@ async def test_a_new_case_opens_with_one_patch_marker(tmp_path: Path) -> None:
             i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
         )
         opening = Counter(EventType.Name(e.event_type) for e in events[: first_timer + 1])
-        patches = [
-            e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        markers = [
+            e.marker_recorded_event_attributes
             for e in events
             if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-            and e.marker_recorded_event_attributes.marker_name == "core_patch"
         ]
-        assert len(patches) == 1 and RELEASE_0_2_0.encode() in patches[0], patches
-        # Started, its first workflow task (3), the patch's marker and upsert, the three local
-        # activities of the opening (pin, allocate, record) and the first timer.
-        assert sum(opening.values()) == 10, opening
-        assert opening["EVENT_TYPE_MARKER_RECORDED"] == 4, opening
+        patches = [
+            json.loads(m.details["patch-data"].payloads[0].data)["id"]
+            for m in markers
+            if m.marker_name == "core_patch"
+        ]
+        assert patches == [RELEASE_0_2_0], patches
+        local_activities = [
+            json.loads(m.details["data"].payloads[0].data)["activity_type"]
+            for m in markers
+            if m.marker_name == "core_local_activity"
+        ]
+        assert local_activities[:2] == ["open_case", "record_case"], local_activities
+        # Started, its first workflow task (3), the patch's marker and upsert, the two local
+        # activities of the opening (open, record) and the first timer.
+        assert sum(opening.values()) == 9, opening
+        assert opening["EVENT_TYPE_MARKER_RECORDED"] == 3, opening

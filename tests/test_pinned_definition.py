@@ -38,6 +38,7 @@ from domain.shared_definition import (
     shared_copy,
     shared_definition,
 )
+from models.activities import OpenCaseResult
 from models.config import Configuration
 from models.definition import CaseDefinition
 from models.messages import RaiseCase
@@ -65,8 +66,13 @@ def sample_definitions(config: Configuration) -> list[CaseDefinition]:
     return found
 
 
-def pin_payloads(history: History) -> list[Payload]:
-    """The result payload of every `pin_definition` local activity marker in `history`."""
+# The local activities whose result holds a case's pin: `open_case` (0.2.0: JSON, the pin in
+# base64) and `pin_definition` (before: the pin itself, `binary/plain`, or JSON before that).
+PINNING = ("open_case", "pin_definition")
+
+
+def pin_payloads(history: History) -> list[tuple[str, Payload]]:
+    """The activity type and result payload of every pinning local activity in `history`."""
     found = []
     for event in history.events:
         if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
@@ -75,9 +81,19 @@ def pin_payloads(history: History) -> list[Payload]:
         if "data" not in details or "result" not in details:
             continue
         marker = json.loads(details["data"].payloads[0].data)
-        if marker.get("activity_type") == "pin_definition":
-            found.append(details["result"].payloads[0])
+        if marker.get("activity_type") in PINNING:
+            found.append((marker["activity_type"], details["result"].payloads[0]))
     return found
+
+
+def pin_of(activity_type: str, payload: Payload) -> Payload:
+    """The pin a pinning activity's (decoded) result holds, as the payload `shared_definition`
+    reads: `open_case`'s from its JSON, `pin_definition`'s as it is."""
+    if activity_type != "open_case":
+        return payload
+    assert payload.metadata["encoding"] == ENCODING_JSON
+    pin = OpenCaseResult.model_validate_json(payload.data).pin
+    return Payload(metadata={"encoding": ENCODING_BINARY}, data=pin)
 
 
 # ------------------------------------------------------------------ the two forms
@@ -124,20 +140,29 @@ def test_an_old_json_pin_still_decodes(sample_config: Configuration) -> None:
     assert shared_copy(carried) is shared_definition(new)
 
 
-# 0.1.0's cases pinned JSON; 0.2.0's histories are recorded with this release's compressed pin.
+# 0.1.0's cases pinned JSON with `pin_definition`; 0.2.0's histories are recorded with this
+# release's `open_case`, and two of its development build's with `pin_definition`, compressed.
 @pytest.mark.parametrize(
-    ("version", "encoding"), [("0.1.0", ENCODING_JSON), ("0.2.0", ENCODING_BINARY)]
+    ("version", "recorded"),
+    [
+        ("0.1.0", {("pin_definition", ENCODING_JSON)}),
+        ("0.2.0", {("open_case", ENCODING_BINARY), ("pin_definition", ENCODING_BINARY)}),
+    ],
 )
-def test_the_pins_recorded_by_each_release_decode(version: str, encoding: bytes) -> None:
+def test_the_pins_recorded_by_each_release_decode(
+    version: str, recorded: set[tuple[str, bytes]]
+) -> None:
     files = sorted((HISTORIES / version).glob("*.json"))
     assert files
-    decoded = 0
+    decoded, seen = 0, set()
     for path in files:
         history = ClientHistory.from_json("wf", path.read_text())
-        for payload in pin_payloads(History(events=history.events)):
-            assert payload.metadata["encoding"] == encoding
-            assert isinstance(shared_definition(payload), CaseDefinition)
+        for activity_type, payload in pin_payloads(History(events=history.events)):
+            pin = pin_of(activity_type, payload)
+            seen.add((activity_type, pin.metadata["encoding"]))
+            assert isinstance(shared_definition(pin), CaseDefinition)
             decoded += 1
+    assert seen == recorded
     assert decoded >= len(files) - 1  # a history refused before pinning has none
 
 
@@ -176,8 +201,9 @@ async def test_a_new_case_records_the_compressed_pin_and_runs_on_it(tmp_path: Pa
         assert state.status == "open" and state.topic == "homeless-tonight"
         assert state.workflow_type == "relief-duty"
         history = await handle.fetch_history()
-    [pin] = pin_payloads(History(events=history.events))
-    assert pin.metadata["encoding"] == ENCODING_BINARY
+    [(activity_type, recorded)] = pin_payloads(History(events=history.events))
+    assert activity_type == "open_case"
+    pin = pin_of(activity_type, recorded)
     assert pin.data[0] == FORMAT_ZLIB_JSON
     defn = decode_pin(ENCODING_BINARY, pin.data)
     assert defn.topic.key == "homeless-tonight"
@@ -213,8 +239,8 @@ async def test_a_case_opens_and_replays_on_the_compressed_pin_with_encryption_on
         engine.dispose()
     plain = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
     fetched = await plain.get_workflow_handle(f"case-{ref}").fetch_history()
-    [stored] = pin_payloads(History(events=fetched.events))
+    [(activity_type, stored)] = pin_payloads(History(events=fetched.events))
     assert stored.metadata["encoding"] == ENCRYPTED  # encrypted on the server
-    [pin] = await codec.decode([stored])
-    assert pin.metadata["encoding"] == ENCODING_BINARY
+    [decoded] = await codec.decode([stored])
+    pin = pin_of(activity_type, decoded)
     assert decode_pin(ENCODING_BINARY, pin.data).topic.key == "disrepair-or-overcrowding"

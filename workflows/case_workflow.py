@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import RequestRefused, describe_invalid, is_key, is_request_id
     from domain.messages import MESSAGES, Message
     from domain.planner import audit
-    from domain.shared_definition import shared_copy, shared_definition
+    from domain.shared_definition import shared_copy, shared_definition, shared_definition_of
     from domain.staff import keys_to_look_up, pinned_facts
     from models.activities import (
         AlertInput,
@@ -42,6 +42,8 @@ with workflow.unsafe.imports_passed_through():
         AllocateResult,
         AllocationRequest,
         CaseRecord,
+        OpenCaseInput,
+        OpenCaseResult,
         PinDefinitionInput,
         TaskRecord,
     )
@@ -76,17 +78,20 @@ _ALERT_TIMEOUT = timedelta(seconds=30)
 # fired it, so an alert costs one workflow task and its marker rather than an activity's three
 # events and a second workflow task. Runs that started before keep the activity to their end.
 LOCAL_ALERTS = "alerts-as-local-activities"
-# One patch for what release 0.2.0 does from the start of a run: alerts as local activities
-# (`LOCAL_ALERTS`), people checked against the live directory (`LIVE_DIRECTORY`) and refusals
-# recorded at once (`RECORD_REFUSALS`). A run that starts on 0.2.0 or later takes all three
-# with this one marker, decided at the start of the run: three markers and their three
-# search attribute upserts (the SDK's TemporalChangeVersion) cost a case four more history
-# events and, since the SDK's core keeps a buffer sized for the most commands a workflow task
-# ever sent, several KiB of worker memory for as long as it is cached. Runs that started
-# before (0.1.0 cases, and cases of development builds of 0.2.0 that recorded the three) take
-# each one as they did. A later release that changes commands for new runs adds its patch the
-# same way: one id per release, the old ids kept in the else branch.
-RELEASE_0_2_0 = "release-0.2.0"
+# One patch for what release 0.2.0 does from the start of a run: the case opens with one local
+# activity (`open_case`: the pin and the raise's allocation), alerts run as local activities
+# (`LOCAL_ALERTS`), people are checked against the live directory (`LIVE_DIRECTORY`) and
+# refusals are recorded at once (`RECORD_REFUSALS`). A run that starts on 0.2.0 or later takes
+# them all with this one marker, decided at the start of the run: a marker per change, each
+# with a search attribute upsert (the SDK's TemporalChangeVersion), costs a case history events
+# and, since the SDK's core keeps a buffer sized for the most commands a workflow task ever
+# sent, worker memory for as long as it is cached. Runs that started before take each one as
+# they did. A later release that changes commands for new runs adds its patch the same way:
+# one id per release, checked first, the older ids after it.
+RELEASE_0_2_0 = "release-0.2.0-b"
+# Runs of a development build of 0.2.0: all the above but the opening (they opened with the
+# `pin_definition` and `allocate` local activities).
+RELEASE_0_2_0_DEVELOPMENT = "release-0.2.0"
 # A record lists only the tasks changed since the case's previous record, except the first
 # record of each run and every tenth, which list every task (so a store that lost a record, or
 # a run reset to an earlier point, is put right within ten records). Local activity inputs are
@@ -216,10 +221,12 @@ class HousingOptionsCase:
         self._lock = asyncio.Lock()
         # Whether this run checks messages against the live directory (`_live_directory`).
         self._live = False
-        # Whether a refusal is recorded at once (`RECORD_REFUSALS`; None: not decided yet).
-        self._refusals_recorded: bool | None = None
-        # Whether alerts run as local activities (`LOCAL_ALERTS`, decided in `run`).
+        # Whether a refusal is recorded at once (`RECORD_REFUSALS`; False: not decided yet).
+        self._refusals_recorded = False
+        # Whether alerts run as local activities (`LOCAL_ALERTS`), and whether the case opens
+        # with the one `open_case` local activity (`RELEASE_0_2_0`); decided in `run`.
         self._local_alerts = False
+        self._open_in_one = False
         # Set by every accepted message; the loop wakes, replans and records.
         self._changed = False
         self._timer: asyncio.Task[None] | None = None
@@ -251,6 +258,8 @@ class HousingOptionsCase:
         input = self._input
         # Decided at the start of the run (see `_live_directory` for why not later).
         if workflow.patched(RELEASE_0_2_0):
+            self._open_in_one = self._local_alerts = self._live = self._refusals_recorded = True
+        elif workflow.patched(RELEASE_0_2_0_DEVELOPMENT):
             self._local_alerts = self._live = self._refusals_recorded = True
         else:
             self._local_alerts = workflow.patched(LOCAL_ALERTS)
@@ -411,60 +420,11 @@ class HousingOptionsCase:
     async def _open_case(self, input: CaseInput) -> None:
         # Before the first local activity: see `_live_directory`.
         self._live_directory()
-        # A case on the live directory has its raiser looked up by the raise's allocation
-        # (`AllocateInput.check_raiser`): opening takes three local activities (pin, allocate,
-        # record), not four. No patch: only 0.2.0 opens cases on the live directory, and no
-        # 0.2.0 case opened with a `directory_facts` activity of its own has been released.
-        # Decided once, here: a message handled while the case opens may turn `_live` on.
-        raiser_with_allocation = self._live
         now = workflow.now()
-        pinned: RawValue = await workflow.execute_local_activity(
-            "pin_definition",
-            PinDefinitionInput(topic=input.case.topic, on=planner.local_date(now)),
-            result_type=RawValue,
-            start_to_close_timeout=_LOCAL_TIMEOUT,
-            retry_policy=_STORE_RETRY,
-            summary=f"pin definition for topic {input.case.topic}",
-        )
-        # One object for every case pinned with the same definition (memory per cached case).
-        # The whole payload: a case opened before the pin was compressed recorded it as JSON
-        # (`json/plain`), a newer one as `binary/plain` (domain.shared_definition). No
-        # `workflow.patched`: the workflow's commands are the same either way, and on replay
-        # the result comes from the recorded marker, not from running the activity, so each
-        # case decodes the form it recorded.
-        defn = shared_definition(pinned.payload)
-        if not raiser_with_allocation:
-            await self._check_raise(input, defn)
+        if self._open_in_one:
+            defn, allocated = await self._open_in_one_activity(input, now)
         else:
-            # What the pin alone can refuse, before anything is allocated; when the extra
-            # tasks are wrong, the refusal names the raiser first if they are wrong too, as
-            # it always has.
-            try:
-                case_rules.check_extra_tasks(defn, input.case.extra_tasks)
-            except RequestRefused:
-                await self._check_raise(input, defn)
-        requests = planner.raise_allocation_requests(defn, input.case.extra_tasks)
-        allocated = await workflow.execute_local_activity(
-            "allocate",
-            AllocateInput(
-                case_reference=input.case.reference,
-                raised_by=input.case.raised_by,
-                on=planner.case_today(defn, now),
-                requests=requests,
-                first_run_id=workflow.info().first_execution_run_id,
-                check_raiser=raiser_with_allocation,
-            ),
-            result_type=AllocateResult,
-            start_to_close_timeout=_LOCAL_TIMEOUT,
-            retry_policy=_STORE_RETRY,
-            summary=f"allocate case and {len(requests) - 1} tasks",
-        )
-        if raiser_with_allocation:
-            # Allocated nothing when the raiser is not active: this refuses the raise.
-            if allocated.raiser is None:  # an allocate activity that did not look (never)
-                await self._check_raise(input, defn)
-            else:
-                self._refuse_unless_raisable(input, defn, allocated.raiser)
+            defn, allocated = await self._open_as_before(input, now)
         case_owner, task_owners = planner.raise_owners(input.case, allocated)
         state = planner.new_case_state(
             defn,
@@ -483,6 +443,101 @@ class HousingOptionsCase:
             "case opened",
             extra={"case": state.reference, "topic": state.topic, "type": state.workflow_type},
         )
+
+    async def _open_in_one_activity(
+        self, input: CaseInput, now: Any
+    ) -> tuple[CaseDefinition, AllocateResult]:
+        """Pin and allocate with one local activity (`open_case`); refuse the raise when the
+        raiser is not an active member of staff, or the definition refuses the extra tasks."""
+        opened: OpenCaseResult = await workflow.execute_local_activity(
+            "open_case",
+            OpenCaseInput(
+                case_reference=input.case.reference,
+                topic=input.case.topic,
+                raised_by=input.case.raised_by,
+                extra_tasks=input.case.extra_tasks,
+                at=now,
+                first_run_id=workflow.info().first_execution_run_id,
+            ),
+            result_type=OpenCaseResult,
+            start_to_close_timeout=_LOCAL_TIMEOUT,
+            retry_policy=_STORE_RETRY,
+            summary=f"open case: pin topic {input.case.topic}, allocate owners",
+        )
+        defn = shared_definition_of(opened.pin)
+        allocated = opened.allocation
+        if allocated is None:
+            # The definition refuses the extra tasks: this refuses the raise, naming the
+            # raiser first when they are wrong too (one lookup, only for a refused raise).
+            await self._check_raise(input, defn)
+            allocated = await self._allocate_raise(input, defn, now, check_raiser=True)
+        await self._refuse_raise_unless_active(input, defn, allocated)
+        return defn, allocated
+
+    async def _open_as_before(
+        self, input: CaseInput, now: Any
+    ) -> tuple[CaseDefinition, AllocateResult]:
+        """The opening of runs started before 0.2.0 and of 0.2.0's development builds: a
+        `pin_definition` local activity, then `allocate` (with the raiser's lookup on the live
+        directory; before it, the raiser checked against the pin first)."""
+        # Decided once, here: a message handled while the case opens may turn `_live` on.
+        raiser_with_allocation = self._live
+        pinned: RawValue = await workflow.execute_local_activity(
+            "pin_definition",
+            PinDefinitionInput(topic=input.case.topic, on=planner.local_date(now)),
+            result_type=RawValue,
+            start_to_close_timeout=_LOCAL_TIMEOUT,
+            retry_policy=_STORE_RETRY,
+            summary=f"pin definition for topic {input.case.topic}",
+        )
+        # The whole payload: a case opened before the pin was compressed recorded it as JSON
+        # (`json/plain`), a newer one as `binary/plain` (domain.shared_definition).
+        defn = shared_definition(pinned.payload)
+        if not raiser_with_allocation:
+            await self._check_raise(input, defn)
+        else:
+            # What the pin alone can refuse, before anything is allocated.
+            try:
+                case_rules.check_extra_tasks(defn, input.case.extra_tasks)
+            except RequestRefused:
+                await self._check_raise(input, defn)
+        allocated = await self._allocate_raise(
+            input, defn, now, check_raiser=raiser_with_allocation
+        )
+        if raiser_with_allocation:
+            await self._refuse_raise_unless_active(input, defn, allocated)
+        return defn, allocated
+
+    async def _allocate_raise(
+        self, input: CaseInput, defn: CaseDefinition, now: Any, *, check_raiser: bool
+    ) -> AllocateResult:
+        requests = planner.raise_allocation_requests(defn, input.case.extra_tasks)
+        allocated: AllocateResult = await workflow.execute_local_activity(
+            "allocate",
+            AllocateInput(
+                case_reference=input.case.reference,
+                raised_by=input.case.raised_by,
+                on=planner.case_today(defn, now),
+                requests=requests,
+                first_run_id=workflow.info().first_execution_run_id,
+                check_raiser=check_raiser,
+            ),
+            result_type=AllocateResult,
+            start_to_close_timeout=_LOCAL_TIMEOUT,
+            retry_policy=_STORE_RETRY,
+            summary=f"allocate case and {len(requests) - 1} tasks",
+        )
+        return allocated
+
+    async def _refuse_raise_unless_active(
+        self, input: CaseInput, defn: CaseDefinition, allocated: AllocateResult
+    ) -> None:
+        """Refuse the raise from the raiser's facts the allocation looked up (it allocated
+        nothing when they are not active)."""
+        if allocated.raiser is None:  # an allocation that did not look (never)
+            await self._check_raise(input, defn)
+        else:
+            self._refuse_unless_raisable(input, defn, allocated.raiser)
 
     # ------------------------------------------------------------- the loop
 
