@@ -211,8 +211,9 @@ class HousingOptionsCase:
         self._input: CaseInput | None = input
         self._defn: CaseDefinition | None = None
         self._state: CaseState | None = None
-        carried = input.carried if input is not None else None
-        if input is not None and carried is not None:
+        carried: CarriedCase | None = None
+        if input is not None and input.carried is not None:
+            carried = input.carried
             self._defn = shared_copy(carried.definition)
             self._state = carried.state
             # The input without what was carried: the run keeps its input, and the decoded
