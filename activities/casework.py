@@ -196,8 +196,7 @@ class CaseworkActivities:
                 if len(self._pins) >= _PIN_CACHE_SIZE:
                     self._pins.pop(next(iter(self._pins)))
                 self._pins[key] = cached
-        pin, definition = cached
-        wt = definition.workflow_type
+        wt = cached[1].workflow_type
         log.info(
             "definition pinned",
             topic=topic,

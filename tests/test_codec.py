@@ -20,7 +20,6 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,8 +29,6 @@ from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from config_files import load_and_validate
-from domain.planner import local_date
 from models.messages import CloseCase, RaiseCase
 from starter.client import CaseClient
 from starter.codec import (
@@ -47,9 +44,8 @@ from starter.codec_server import CodecServer
 from starter.connection import data_converter
 from starter.devserver import DevServer
 from store.db import create_schema, make_engine
-from store.repository import save_configuration
 from tests.helpers import REPO
-from tests.helpers.store import seed_sample_staff
+from tests.helpers.store import sample_store
 from worker import build_worker
 
 NOTES = "Applicant disclosed SECRET-NOTE-4e1d at the front desk"
@@ -159,11 +155,7 @@ async def encrypted_worker(
 ) -> AsyncIterator[CaseClient]:
     """An in-process worker and a client sharing the product's data converter with `keys`;
     no workflow cache, so every task replays the history with these keys."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
-    create_schema(engine)
-    today = local_date(datetime.now(UTC))
-    save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
-    seed_sample_staff(engine)
+    engine = sample_store(tmp_path)
     client = await Client.connect(
         server.address, data_converter=data_converter(EncryptionCodec(keys))
     )
@@ -226,11 +218,7 @@ async def test_a_case_started_in_plaintext_keeps_running_with_encryption_on(
 ) -> None:
     queue = f"plain-{uuid.uuid4().hex[:8]}"
     ref = f"PLN-{uuid.uuid4().hex[:8]}"
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
-    create_schema(engine)
-    today = local_date(datetime.now(UTC))
-    save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
-    seed_sample_staff(engine)
+    engine = sample_store(tmp_path)
     plain_client = await Client.connect(dev_server.address, data_converter=data_converter(None))
     async with build_worker(plain_client, engine, queue, activity_executor):
         cases = CaseClient(plain_client, queue)

@@ -24,9 +24,7 @@ from temporalio.client import Client
 from temporalio.client import WorkflowHistory as ClientHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from config_files import load_and_validate
 from domain.case_definition import DefinitionError, build_case_definition
-from domain.planner import local_date
 from domain.shared_definition import (
     ENCODING_BINARY,
     ENCODING_JSON,
@@ -47,10 +45,7 @@ from starter.codec import ENCODING as ENCRYPTED
 from starter.codec import EncryptionCodec, KeyRing, new_key_line
 from starter.connection import data_converter
 from starter.devserver import DevServer
-from store.db import create_schema, make_engine
-from store.repository import save_configuration
-from tests.helpers import REPO
-from tests.helpers.store import SAMPLE_DAY, seed_sample_staff
+from tests.helpers.store import SAMPLE_DAY, sample_store
 from tests.helpers.workflow_harness import HISTORIES, case_engine, wait_open
 from worker import build_worker
 
@@ -216,11 +211,7 @@ async def test_a_case_opens_and_replays_on_the_compressed_pin_with_encryption_on
     activity_executor: concurrent.futures.ThreadPoolExecutor,
     tmp_path: Path,
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
-    create_schema(engine)
-    today = local_date(datetime.now(UTC))
-    save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
-    seed_sample_staff(engine)
+    engine = sample_store(tmp_path)
     codec = EncryptionCodec(KeyRing.parse([new_key_line("kpin")], "test"))
     client = await Client.connect(dev_server.address, data_converter=data_converter(codec))
     queue = f"pin-{uuid.uuid4().hex[:8]}"

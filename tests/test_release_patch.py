@@ -15,23 +15,18 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import PatchActivationInput
 
-from config_files import load_and_validate
-from domain.planner import local_date
 from models.messages import CompleteTask, RaiseCase
 from starter.client import CaseClient
 from starter.connection import CASE_DATA_CONVERTER
 from starter.devserver import DevServer
-from store.db import create_schema, make_engine
-from store.repository import load_case, save_configuration
-from tests.helpers import REPO
-from tests.helpers.store import seed_sample_staff
+from store.repository import load_case
+from tests.helpers.store import sample_store
 from tests.helpers.workflow_harness import wait_open
 from worker import build_worker
 from workflows.case_workflow import RELEASE_0_2_0, RELEASE_0_2_0_DEVELOPMENT
@@ -64,11 +59,7 @@ async def test_a_development_build_case_opens_as_it_did_and_carries_on_on_this_r
     activity_executor: concurrent.futures.ThreadPoolExecutor,
     tmp_path: Path,
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
-    create_schema(engine)
-    today = local_date(datetime.now(UTC))
-    save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
-    seed_sample_staff(engine)
+    engine = sample_store(tmp_path)
     client = await Client.connect(dev_server.address, data_converter=CASE_DATA_CONVERTER)
     queue = f"release-{uuid.uuid4().hex[:8]}"
     ref = f"DEV-{uuid.uuid4().hex[:8]}"

@@ -13,24 +13,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
-from config_files import load_and_validate
-from domain.planner import local_date
 from models.messages import RaiseCase
 from starter.client import CaseClient
 from starter.codec import EncryptionCodec, KeyRing, new_key_line
 from starter.codec_server import CodecServer
 from starter.connection import data_converter
 from starter.devserver import free_port, start_dev_server
-from store.db import create_schema, make_engine
-from store.repository import save_configuration
-from tests.helpers import REPO
-from tests.helpers.store import seed_sample_staff
+from tests.helpers.store import sample_store
 from worker import build_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -88,12 +82,8 @@ async def test_the_web_ui_shows_a_decoded_note_through_the_codec_server(
         persist=False,
         ui_codec_endpoint=f"http://127.0.0.1:{codec_server.port}",
     )
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
+    engine = sample_store(tmp_path)
     try:
-        create_schema(engine)
-        today = local_date(datetime.now(UTC))
-        save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
-        seed_sample_staff(engine)
         client = await Client.connect(server.address, data_converter=data_converter(codec))
         queue = f"ui-codec-{uuid.uuid4().hex[:6]}"
         ref = f"UIC-{uuid.uuid4().hex[:8]}"

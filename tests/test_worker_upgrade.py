@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporalio.workflow import NondeterminismError
 
 from activities import CaseworkActivities
-from config_files import load_and_validate
 from domain import planner
-from domain.planner import local_date
 from models.case import CaseState
 from models.messages import AddTask, CloseCase, RaiseCase
 from starter.client import CaseClient
 from starter.connection import data_converter
 from starter.devserver import DevServer
-from store.db import create_schema, make_engine
-from store.repository import save_configuration
-from tests.helpers import REPO
-from tests.helpers.store import seed_sample_staff
+from tests.helpers.store import sample_store
 from worker import PASSTHROUGH, build_worker
 from workflows.case_workflow import WORKFLOW_TYPE, HousingOptionsCase
 
@@ -122,11 +116,7 @@ async def test_a_case_started_on_build_a_continues_on_build_b(
     activity_executor: concurrent.futures.ThreadPoolExecutor,
     tmp_path: Path,
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
-    create_schema(engine)
-    today = local_date(datetime.now(UTC))
-    save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
-    seed_sample_staff(engine)
+    engine = sample_store(tmp_path)
     client = await Client.connect(dev_server.address, data_converter=data_converter(None))
     queue = f"upgrade-{uuid.uuid4().hex[:8]}"
     ref = f"UPG-{uuid.uuid4().hex[:8]}"

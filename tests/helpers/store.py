@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 
@@ -22,9 +22,11 @@ import pytest
 from sqlalchemy import Engine, text
 
 from config_files import load_and_validate
+from domain.planner import local_date
 from models.config import Configuration
 from store.db import create_schema, make_engine
 from store.directory import import_file
+from store.repository import save_configuration
 from tests.helpers import REPO
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
@@ -89,6 +91,17 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
             yield eng
         finally:
             eng.dispose()
+
+
+def sample_store(folder: Path) -> Engine:
+    """A real SQLite store in `folder` (`casework.db`) with the sample configuration in force
+    today and the sample staff in its directory (the caller disposes of the engine)."""
+    engine = make_engine(f"sqlite:///{folder / 'casework.db'}")
+    create_schema(engine)
+    today = local_date(datetime.now(UTC))
+    save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
+    seed_sample_staff(engine)
+    return engine
 
 
 def seed_sample_staff(engine: Engine, config: str = "sample") -> None:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -17,7 +17,6 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from config_files import load_and_validate
-from domain.planner import local_date
 from starter.client import CaseClient
 from starter.connection import CASE_DATA_CONVERTER
 from starter.devserver import DevServer
@@ -26,7 +25,7 @@ from store.directory import import_file
 from store.repository import save_configuration
 from store.schema import InboxAlert
 from tests.helpers import REPO, TESTS
-from tests.helpers.store import SAMPLE_DAY, STAFF_SINCE
+from tests.helpers.store import SAMPLE_DAY, STAFF_SINCE, sample_store
 from tests.helpers.temporal import start_time_skipping
 from worker import build_worker
 
@@ -142,11 +141,7 @@ async def live_cases(
     """A SQLite store loaded with the sample configuration as of today, and an in-process
     worker on its own task queue of `server`, for tests that need the real server (continue
     as new, payload limits) rather than the time-skipping one."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
-    create_schema(engine)
-    today = local_date(datetime.now(UTC))
-    save_configuration(engine, load_and_validate(REPO / "config" / "sample", today), "t")
-    import_file(engine, REPO / "config" / "sample" / "staff.csv", on=STAFF_SINCE)
+    engine = sample_store(tmp_path)
     client = await Client.connect(server.address, data_converter=CASE_DATA_CONVERTER)
     queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
     try:
