@@ -470,6 +470,11 @@ class _Stopped(KeyboardInterrupt):
     """SIGTERM or SIGHUP: stop as Ctrl-C does."""
 
 
+def stop_reason(stop: KeyboardInterrupt) -> str:
+    """What stopped the demo, for its last lines: the signal's name, or Ctrl-C."""
+    return str(stop) or "Ctrl-C"
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stopped(signal.Signals(signum).name)
 
@@ -641,7 +646,7 @@ def run_demo(cases: int = 8) -> int:
         err.print(f"[red]error[/]: {e}: set DEMO_TEMPORAL_PORT / DEMO_UI_PORT to free ports")
         return 1
     except KeyboardInterrupt as stop:
-        console.print(f"\nstopping ({stop or 'interrupted'})")
+        console.print(f"\nstopping ({stop_reason(stop)})")
     except (RPCError, RuntimeError, TimeoutError) as e:
         err.print(f"[red]error[/]: the demo stopped: {e}")
         return 1

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from starter.connection import demo_connection, use_running_demo
+from starter.demo import _on_signal, stop_reason
 from starter.devserver import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -188,3 +189,10 @@ def _get(url: str) -> str | None:
             return str(r.read().decode())
     except (urllib.error.URLError, OSError):
         return None
+
+
+def test_the_demo_says_what_stopped_it() -> None:
+    assert stop_reason(KeyboardInterrupt()) == "Ctrl-C"
+    with pytest.raises(KeyboardInterrupt) as caught:
+        _on_signal(signal.SIGTERM, None)
+    assert stop_reason(caught.value) == "SIGTERM"
