@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import (
     Client,
@@ -157,6 +157,16 @@ _STATUS_QUERIES = {
 
 # How long raise_case waits for a new case to open (pin its definition, allocate its owners).
 OPEN_TIMEOUT_SECONDS = 60.0
+# The events that close a run (a failed run's is read for its refusal).
+_CLOSED = frozenset(
+    {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    }
+)
 
 
 class RequestRefusedError(RequestRefused):
@@ -521,37 +531,67 @@ class CaseClient:
         )
 
     async def _wait_open(self, handle: WorkflowHandle[Any, CaseState]) -> None:
-        """Wait until the case has opened, or answer why it never will."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + OPEN_TIMEOUT_SECONDS
+        """Wait until the case has opened, or answer why it never will.
+
+        A long poll on the case's history, answered by the server alone, with one query of
+        the case after each workflow task it completes (as a rule one: the opening): polling
+        the case itself would spend the worker's time on every poll, and at a raise rate of
+        tens a second that is a fair share of what opening costs."""
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT_SECONDS):
+                if not await self._opened(handle):
+                    await self._poll_open(handle)
+        except TimeoutError:
+            raise TimeoutError(
+                f"case {handle.id} did not open within {OPEN_TIMEOUT_SECONDS:.0f} s: "
+                "is a worker polling its task queue?"
+            ) from None
+
+    async def _opened(self, handle: WorkflowHandle[Any, CaseState]) -> bool:
+        """True once the case has opened or run its course; False if the server's history
+        ended without saying (the time-skipping test server answers a long poll with no
+        events)."""
+        async for event in handle.fetch_history_events(wait_new_event=True):
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                # A workflow task that only kept a slow opening alive completes too.
+                opened = await handle.query("state", result_type=CaseState | None)  # type: ignore[arg-type]
+                if opened is not None:
+                    return True
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+                await self._refusal(handle)
+                return True  # pragma: no cover - a failed run's result is its failure
+            elif kind in _CLOSED:
+                return True  # finished: a repeated raise of a case that has run its course
+        return False
+
+    async def _poll_open(self, handle: WorkflowHandle[Any, CaseState]) -> None:
         delay = 0.02
         while True:
             desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.FAILED:
-                try:
-                    await handle.result()
-                except WorkflowFailureError as failed:
-                    cause = failed.cause
-                    # A refusal from an activity (pinning, claiming the reference) comes
-                    # wrapped in the activity's failure.
-                    while isinstance(cause, ActivityError) and cause.cause is not None:
-                        cause = cause.cause
-                    if isinstance(cause, ApplicationError):
-                        code = _RAISE_FAILURE_CODES.get(cause.type or "", cause.type or "refused")
-                        raise RequestRefusedError(code, cause.message) from None
-                    raise
+                await self._refusal(handle)
             if desc.status != WorkflowExecutionStatus.RUNNING:
-                return  # finished: a repeated raise of a case that has run its course
-            opened = await handle.query("state", result_type=CaseState | None)  # type: ignore[arg-type]
-            if opened is not None:
                 return
-            if loop.time() > deadline:
-                raise TimeoutError(
-                    f"case {handle.id} did not open within {OPEN_TIMEOUT_SECONDS:.0f} s: "
-                    "is a worker polling its task queue?"
-                )
+            if await handle.query("state", result_type=CaseState | None) is not None:  # type: ignore[arg-type]
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
+
+    async def _refusal(self, handle: WorkflowHandle[Any, CaseState]) -> None:
+        """Raise the refusal a failed case ended with."""
+        try:
+            await handle.result()
+        except WorkflowFailureError as failed:
+            cause = failed.cause
+            # A refusal from an activity (pinning, claiming the reference) comes
+            # wrapped in the activity's failure.
+            while isinstance(cause, ActivityError) and cause.cause is not None:
+                cause = cause.cause
+            if isinstance(cause, ApplicationError):
+                code = _RAISE_FAILURE_CODES.get(cause.type or "", cause.type or "refused")
+                raise RequestRefusedError(code, cause.message) from None
+            raise
 
     async def send(
         self, reference: str, msg: Message[R], req: R, *, wait: bool = True
