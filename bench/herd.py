@@ -578,9 +578,15 @@ async def case_herd(
         errors = await bounded(refs, raise_one, RAISE_CONCURRENCY)
         accepted = time.monotonic() - t0
         opened = 0
+        # The resident memory when half the cases had opened: the growth from there on is
+        # what each further case costs, without the worker's warm-up (its first connections,
+        # caches and threads), which the growth from idle spreads over every case.
+        half: tuple[int, float] | None = None
         while opened < cases - len(errors) and datetime.now(UTC) < opening:
             await asyncio.sleep(0.1 if quick else 0.25)
             opened = inbox.scalar("SELECT COUNT(*) FROM cases")
+            if half is None and opened >= cases // 2:
+                half = (opened, sum(w.rss_mb() or 0.0 for w in procs))
         opened_in = time.monotonic() - t0
         open_meter.stop()
         profiler.stop()
@@ -612,6 +618,13 @@ async def case_herd(
             "KiB",
             goal=f"<= {GOAL_KIB_PER_CASE} KiB",
             met=per_case is not None and per_case <= GOAL_KIB_PER_CASE,
+        )
+        result.add(
+            "  the second half's cases alone (VmRSS growth from half open / cases)",
+            (open_rss - half[1]) * 1024 / (opened - half[0])
+            if half is not None and opened > half[0]
+            else None,
+            "KiB",
         )
         if errors:
             result.notes.append(f"{len(errors)} raises failed, e.g. {errors[0]!r}")

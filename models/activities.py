@@ -179,8 +179,8 @@ class TaskRecord(_Shape):
     sla_status: SlaStatus | None
     # Working the task: planned start (a lagging task), holds, revisions, how it ended.
     starts_at: datetime | None = None
-    holds: list[Hold] = Field(default_factory=list)
-    revisions: list[TargetRevision] = Field(default_factory=list)
+    holds: tuple[Hold, ...] = ()
+    revisions: tuple[TargetRevision, ...] = ()
     round: int = 1
     outcome: str | None = None
     late_reason: str | None = None
@@ -218,7 +218,7 @@ class CaseRecord(CaseFacts):
     audit: list[AuditEntry] = Field(default_factory=list)
     audit_from: int = 0
     # The case's holds (the last is current while not released).
-    holds: list[Hold] = Field(default_factory=list)
+    holds: tuple[Hold, ...] = ()
     # True: `tasks` is every task of the case (the store's rows become exactly these). False:
     # only the tasks changed since the case's previous record, which the store has (the
     # others' rows stay as they are). Records from workers before this field list every task.

@@ -146,7 +146,7 @@ def _case_from_row(case: StoredCase, tasks: Iterable[StoredTask]) -> CaseRecord:
         case_due_at=case.case_due_at,
         revision=case.revision,
         tasks=[_task_from_row(t) for t in tasks],
-        holds=case.holds or [],
+        holds=tuple(case.holds or ()),
     )
 
 
@@ -201,8 +201,8 @@ def _task_from_row(t: StoredTask) -> TaskRecord:
         late_reason=t.late_reason,
         cancelled_at=t.cancelled_at,
         cancel_reason=t.cancel_reason,
-        holds=t.holds or [],
-        revisions=t.revisions or [],
+        holds=tuple(t.holds or ()),
+        revisions=tuple(t.revisions or ()),
     )
 
 

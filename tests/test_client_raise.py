@@ -4,6 +4,8 @@ and the raise check refuses before anything starts."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,12 +16,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import RequestRefused
 from domain.messages import COMPLETE_TASK
-from models.messages import CaseInput, CompleteTask, RaiseCase
+from models.messages import CaseInput, CloseCase, CompleteTask, RaiseCase
 from starter.client import CLIENT_REFUSAL_CODES, CaseClient, RequestRefusedError
+from starter.devserver import DevServer
 from starter.raise_check import store_raise_check
 from store.db import create_schema, make_engine
-from tests.helpers.workflow_harness import case_engine
-from workflows.case_workflow import HousingOptionsCase
+from tests.helpers.workflow_harness import case_engine, live_cases
+from workflows.case_workflow import HousingOptionsCase, case_workflow_id
 
 
 async def test_a_repeated_raise_returns_the_case_and_a_different_one_is_refused(
@@ -64,6 +67,49 @@ async def test_a_refused_raise_leaves_the_reference_free(tmp_path: Path) -> None
         handle = await eng.client.raise_case(good)
         assert (await eng.client.state("RAISE-0003")).created_by == "adviser1"
         assert handle.id == "case-RAISE-0003"
+
+
+async def test_on_the_dev_server_a_raise_waits_on_the_history_not_by_polling(
+    tmp_path: Path,
+    dev_server: DevServer,
+    activity_executor: concurrent.futures.ThreadPoolExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real server answers the long poll on the case's history, so the polling fallback
+    # (for the time-skipping server, whose long poll ends with no events) must not run: for
+    # a case that opens, one that refuses (its history has the refusing workflow task's
+    # completion just before the failure) and a repeated raise of a case that has ended.
+    async def no_polling(self: CaseClient, handle: object) -> None:
+        raise AssertionError("the client polled: the long poll on the history ended early")
+
+    monkeypatch.setattr(CaseClient, "_poll_open", no_polling)
+    ref = f"RAISE-{uuid.uuid4().hex[:8]}"
+    async with live_cases(tmp_path, dev_server, activity_executor, "raise") as live:
+        bad = RaiseCase(reference=ref, topic="care-leaver", raised_by="adviser5")
+        with pytest.raises(RequestRefusedError) as refused:
+            await live.cases.raise_case(bad)  # adviser5 is disabled: the case refuses
+        assert refused.value.code == "unknown_actor"
+
+        good = bad.model_copy(update={"raised_by": "adviser1"})
+        handle = await live.cases.raise_case(good)
+        assert (await live.cases.state(ref)).created_by == "adviser1"
+
+        await live.cases.close_case(
+            ref,
+            CloseCase(request_id="r-close", actor="adviser1", reason="withdrew the application"),
+        )
+        assert (await handle.result()).status == "closed"
+        again = await live.cases.raise_case(good)  # returns: the case has run its course
+        assert again.id == handle.id
+
+        # A terminated case's reference may start a new run (Temporal lets an ID whose run
+        # failed, was cancelled or terminated start again), but the store still holds the
+        # reference: the new run refuses, and the client says so.
+        await live.cases.raise_case(other := good.model_copy(update={"reference": ref + "-T"}))
+        await live.client.get_workflow_handle(case_workflow_id(other.reference)).terminate()
+        with pytest.raises(RequestRefusedError) as reused:
+            await live.cases.raise_case(other)
+        assert reused.value.code == "reference_in_use"
 
 
 async def test_the_raise_check_refuses_before_anything_starts(tmp_path: Path) -> None:

@@ -225,7 +225,7 @@ def test_a_task_without_lag_starts_when_its_last_predecessor_completes() -> None
         [step("a"), step("b"), step("c", "all_earlier")],
     )
     state = new_case(defn)
-    assert state.tasks[2].predecessors == ["a", "b"]
+    assert state.tasks[2].predecessors == ("a", "b")
     catch_up(defn, state, RAISED)
     complete(defn, state, "a", london(2026, 4, 7, 11), "r1")
     assert state.tasks[2].status == "waiting"  # b is still open
@@ -284,7 +284,7 @@ def test_completion_before_the_amber_means_no_indicator() -> None:
     catch_up(defn, state, RAISED)
     complete(defn, state, "a", london(2026, 4, 8, 12), "r1")
     assert catch_up(defn, state, london(2026, 4, 20)) == []
-    assert state.tasks[0].fired == [] and state.tasks[0].sla_status == "on_track"
+    assert state.tasks[0].fired == () and state.tasks[0].sla_status == "on_track"
 
 
 def test_apply_action_refuses_a_stale_action() -> None:
@@ -295,7 +295,7 @@ def test_apply_action_refuses_a_stale_action() -> None:
     complete(defn, state, "a", london(2026, 4, 8, 16), "r1")
     assert not planner.action_is_current(state, target[0])
     assert not apply_action(defn, state, target[0])
-    assert state.tasks[0].fired == []
+    assert state.tasks[0].fired == ()
 
 
 # --- the case SLA -----------------------------------------------------------------------------
@@ -409,7 +409,7 @@ def test_follow_on_reassigns_and_adds_a_task() -> None:
         "follow_on",
         "open",
         False,
-        [],
+        (),
     )
     assert review.owner == BOB
     assert review.started_at == at

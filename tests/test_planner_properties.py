@@ -255,7 +255,7 @@ def _check_final_state(sc: Scenario, state: CaseState) -> None:
     for t in state.tasks:
         stop = t.completed_at or t.cancelled_at or sc.end
         if t.started_at is None:
-            assert t.status in ("waiting", "lagging", "cancelled") and t.fired == []
+            assert t.status in ("waiting", "lagging", "cancelled") and t.fired == ()
         else:
             assert t.status in ("open", "completed", "cancelled")
         # Starts: only after every predecessor completed and the lag elapsed.

@@ -39,7 +39,7 @@ def _waits_for(defn: CaseDefinition) -> dict[str, list[str]]:
     state = planner.new_case_state(
         defn, reference="T-1", created_by="alice", created_at=RAISED, case_owner=owner
     )
-    return {t.key: t.predecessors for t in state.tasks if t.origin == "path"}
+    return {t.key: list(t.predecessors) for t in state.tasks if t.origin == "path"}
 
 
 @pytest.mark.parametrize("folder", CONFIGS, ids=lambda f: f.name)

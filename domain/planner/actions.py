@@ -156,7 +156,8 @@ def apply_action(
     sla = sla_for(defn, action.task)
     holder = _holder(state, action.task)
     assert sla is not None and holder is not None
-    holder.fired.append(
+    holder.fired = (
+        *holder.fired,
         FiredIndicator(
             indicator=action.indicator,
             occurrence=action.occurrence,
@@ -164,7 +165,7 @@ def apply_action(
             due_at=action.at,
             fired_at=fired_at if fired_at is not None else action.at,
             recipients=list(recipients),
-        )
+        ),
     )
     holder.sla_status = worse(holder.sla_status, SPECS[action.indicator].status_after)
     detail = f"{action.indicator} #{action.occurrence} due {action.at.isoformat()}"

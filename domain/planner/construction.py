@@ -56,19 +56,36 @@ def new_task(
 OWNER_HISTORY_KEPT = 50
 
 
+# Owners are frozen, so the tasks of every case in a worker process can share one object for
+# each owner (a role or person owns many tasks of many cases): an Owner is about 350 bytes, and
+# a case just raised has one for each of its tasks. Bounded, though the keys are the
+# directory's: past the bound an owner is simply not shared.
+_SHARED_OWNERS: dict[Owner, Owner] = {}
+SHARED_OWNERS_KEPT = 20_000
+
+
+def shared_owner(owner: Owner) -> Owner:
+    """The worker's one object equal to `owner` (`owner` itself the first time)."""
+    shared = _SHARED_OWNERS.get(owner)
+    if shared is not None:
+        return shared
+    if len(_SHARED_OWNERS) < SHARED_OWNERS_KEPT:
+        _SHARED_OWNERS[owner] = owner
+    return owner
+
+
 def set_owner(task: CaseTask, owner: Owner | None, at: datetime, reason: str, by: Key) -> None:
     """Give `task` to `owner` (nothing when None), keeping the owner history."""
     if owner is None:
         return
+    owner = shared_owner(owner)
     task.owner = owner
     add_owner_change(task, OwnerChange(at=at, owner=owner, reason=reason, by=by))
 
 
 def add_owner_change(task: CaseTask, change: OwnerChange) -> None:
     """Append to the task's owner history, which keeps the latest OWNER_HISTORY_KEPT."""
-    task.owner_history.append(change)
-    if len(task.owner_history) > OWNER_HISTORY_KEPT:
-        del task.owner_history[: len(task.owner_history) - OWNER_HISTORY_KEPT]
+    task.owner_history = (*task.owner_history, change)[-OWNER_HISTORY_KEPT:]
 
 
 def lag_start(defn: CaseDefinition, task: CaseTask, anchor: datetime) -> datetime:
@@ -155,8 +172,18 @@ def new_case_state(
             tasks.append(
                 new_task(defn, key, origin="manual", mandatory=False, predecessors=[], lag=None)
             )
+    # One record of the allocation for each owner, shared by the tasks given to it (an owner
+    # change is frozen): most of a case's tasks go to one role.
+    allocations: dict[Owner, OwnerChange] = {}
     for task in tasks:
-        set_owner(task, owners.get(task.key), created_at, "allocated", SYSTEM)
+        owner = owners.get(task.key)
+        if owner is not None:
+            task.owner = owner = shared_owner(owner)
+            change = allocations.get(owner)
+            if change is None:
+                change = OwnerChange(at=created_at, owner=owner, reason="allocated", by=SYSTEM)
+                allocations[owner] = change
+            add_owner_change(task, change)
         if not task.predecessors:
             task.status = "lagging"
             task.starts_at = lag_start(defn, task, created_at)
@@ -178,7 +205,7 @@ def new_case_state(
         config_version=defn.config_version,
         created_by=created_by,
         created_at=created_at,
-        owner=case_owner,
+        owner=shared_owner(case_owner),
         tasks=tasks,
         case_sla=case_sla,
     )

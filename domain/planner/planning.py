@@ -76,7 +76,7 @@ def plan(defn: CaseDefinition, state: CaseState, now: datetime) -> Plan:
                 if i not in copied:
                     sim.tasks[i] = sim.tasks[i].model_copy(deep=True)
                     copied.add(i)
-            sim.holds = [h.model_copy() for h in sim.holds]
+            sim.holds = tuple(h.model_copy() for h in sim.holds)
         task_count = len(sim.tasks)
         applied = apply_action(defn, sim, action)
         assert applied, f"planned action could not be applied: {action}"

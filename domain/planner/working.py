@@ -20,6 +20,7 @@ Pure: the workflow sandbox imports it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from domain.planner import audit
@@ -60,7 +61,7 @@ def begin_hold(task: CaseTask, hold: Hold) -> None:
         "open" if task.status == "open" else "lagging" if task.status == "lagging" else "waiting"
     )
     task.status = "on_hold"
-    task.holds.append(hold)
+    task.holds = (*task.holds, hold)
 
 
 def hold_task(defn: CaseDefinition, state: CaseState, req: HoldTask, now: datetime) -> CaseTask:
@@ -108,10 +109,11 @@ def release_task(
 def hold_case(defn: CaseDefinition, state: CaseState, req: HoldCase, now: datetime) -> None:
     """Hold the case: every holdable task, and the case SLA unless it is statutory."""
     release = _utc(req.planned_release)
-    state.holds.append(
+    state.holds = (
+        *state.holds,
         Hold(
             begun_at=now, planned_release=release, reason=req.reason, notes=req.notes, by=req.actor
-        )
+        ),
     )
     held: list[str] = []
     for task in state.tasks:
@@ -217,7 +219,7 @@ def due_on_release(defn: CaseDefinition, task: CaseTask, at: datetime) -> dateti
     return sla_calendar_of(defn, sla).shift_for_hold(task.due_at, sla.target.unit, begun, at)
 
 
-def held_minutes(holds: list[Hold], now: datetime) -> int:
+def held_minutes(holds: Sequence[Hold], now: datetime) -> int:
     """The total time `holds` lasted (a current one up to `now`), in whole minutes."""
     total = 0.0
     for hold in holds:
@@ -249,7 +251,8 @@ def revise_target(
         config = sla
     old = holder.due_at
     holder.round += 1
-    holder.revisions.append(
+    holder.revisions = (
+        *holder.revisions,
         TargetRevision(
             at=now,
             by=req.actor,
@@ -258,7 +261,7 @@ def revise_target(
             reason=req.reason,
             notes=req.notes,
             round=holder.round,
-        )
+        ),
     )
     holder.due_at = new
     _count_again(defn, holder, config, floor=now)
