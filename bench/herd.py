@@ -574,19 +574,25 @@ async def case_herd(
         log(f"herd: raising {cases} cases; burst at {burst_at:%H:%M:%S} UTC")
         profiler.start("case-open", procs)
         open_meter = CpuMeter(procs, server)
+        # The resident memory when half the cases had opened: the growth from there on is
+        # what each further case costs, without the worker's warm-up (its first connections,
+        # caches and threads), which the growth from idle spreads over every case.
+        half: list[tuple[int, float]] = []
+
+        async def at_half() -> None:
+            while (n := inbox.scalar("SELECT COUNT(*) FROM cases")) < cases // 2:
+                await asyncio.sleep(0.1)
+            half.append((n, sum(w.rss_mb() or 0.0 for w in procs)))
+
+        watch = asyncio.create_task(at_half())
         t0 = time.monotonic()
         errors = await bounded(refs, raise_one, RAISE_CONCURRENCY)
         accepted = time.monotonic() - t0
         opened = 0
-        # The resident memory when half the cases had opened: the growth from there on is
-        # what each further case costs, without the worker's warm-up (its first connections,
-        # caches and threads), which the growth from idle spreads over every case.
-        half: tuple[int, float] | None = None
         while opened < cases - len(errors) and datetime.now(UTC) < opening:
             await asyncio.sleep(0.1 if quick else 0.25)
             opened = inbox.scalar("SELECT COUNT(*) FROM cases")
-            if half is None and opened >= cases // 2:
-                half = (opened, sum(w.rss_mb() or 0.0 for w in procs))
+        watch.cancel()
         opened_in = time.monotonic() - t0
         open_meter.stop()
         profiler.stop()
@@ -621,8 +627,8 @@ async def case_herd(
         )
         result.add(
             "  the second half's cases alone (VmRSS growth from half open / cases)",
-            (open_rss - half[1]) * 1024 / (opened - half[0])
-            if half is not None and opened > half[0]
+            (open_rss - half[0][1]) * 1024 / (opened - half[0][0])
+            if half and opened > half[0][0]
             else None,
             "KiB",
         )
