@@ -38,6 +38,7 @@ from activities.recipients import directory_for
 from activities.reconcile import ReconcileActivities
 from starter.codec import PayloadKeyError
 from starter.connection import TemporalSettings, connect
+from starter.gc_watch import CollectionWatch
 from starter.logs import configure_logging
 from starter.observability import HealthMonitor, ObservabilityServer, ObservabilitySettings, build
 from starter.reconcile import install_schedule, interval_from_env
@@ -237,6 +238,8 @@ async def run(settings: TemporalSettings | None = None) -> None:
         # only what the cached cases keep, and pauses the worker for less.
         gc.collect()
         gc.freeze()
+        # Each full collection's pause, logged and counted (what bounds the cache's size).
+        watching = asyncio.create_task(CollectionWatch(metrics.registry).run(stop))
         async with worker:
             checks = asyncio.create_task(health.run(stop))
             if server is not None:
@@ -260,6 +263,7 @@ async def run(settings: TemporalSettings | None = None) -> None:
             await stop.wait()
             log.info("worker stopping")
             await checks
+            await watching
             if server is not None:
                 server.stop()
         if delivering is not None:

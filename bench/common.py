@@ -320,11 +320,22 @@ def log_counts(worker: WorkerProcess) -> dict[str, int]:
         lines = worker.log_text().splitlines()
     except OSError:
         return {}
+    pauses = [_gc_seconds(x) for x in lines if '"full garbage collection"' in x]
     return {
         # Core logs "Failing workflow task" once per failure, with the Python error.
         "deadlock": sum(1 for x in lines if "Failing workflow task" in x and "TMPRL1101" in x),
         "slow_task": sum(1 for x in lines if "[TMPRL1104]" in x),
+        # The worker logs each full garbage collection (starter.gc_watch), in milliseconds.
+        "full_gc": len(pauses),
+        "longest_full_gc_ms": round(1000 * max(pauses, default=0.0)),
     }
+
+
+def _gc_seconds(line: str) -> float:
+    try:
+        return float(json.loads(line).get("seconds", 0.0))
+    except (ValueError, AttributeError):
+        return 0.0
 
 
 def worker_trouble(result: BenchResult, worker: WorkerProcess, label: str = "worker") -> None:
@@ -344,6 +355,8 @@ def worker_trouble(result: BenchResult, worker: WorkerProcess, label: str = "wor
         goal="0",
         met=counts["slow_task"] == 0,
     )
+    result.add(f"{label}: full garbage collections", counts["full_gc"])
+    result.add(f"{label}: longest full garbage collection", counts["longest_full_gc_ms"], "ms")
 
 
 async def case_client(address: str, task_queue: str) -> CaseClient:

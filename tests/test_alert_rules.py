@@ -11,6 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from activities.metrics import CaseMetrics
+from starter.gc_watch import CollectionWatch
 from tests.helpers import REPO, SDK_METRICS_ON_ACTIVITIES, SDK_METRICS_SEEN
 
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -40,6 +41,7 @@ def _product_metrics() -> set[str]:
     metrics.refusals.labels("x")
     metrics.cases_finished.labels("closed")
     metrics.alert_lateness.labels("amber")
+    CollectionWatch(metrics.registry)  # the worker's garbage collection pauses
     names = set()
     for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
         names |= {s.name for s in family.samples}
