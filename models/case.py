@@ -6,6 +6,7 @@ is plain data. Instants are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -260,3 +261,16 @@ class CaseState(StateModel):
     def hold(self) -> Hold | None:
         """The case's current hold (None: not on hold)."""
         return self.holds[-1] if self.holds and self.holds[-1].released_at is None else None
+
+
+def pack_state(state: CaseState) -> bytes:
+    """A case's state at rest, as a waiting case keeps it: its JSON, compressed (1-2 KB for
+    ten tasks, in one object the garbage collector never visits, where the live models take
+    14-21 KiB in 60-80 objects)."""
+    return zlib.compress(state.model_dump_json().encode(), 1)
+
+
+def unpack_state(packed: bytes) -> CaseState:
+    """The state `pack_state` packed, equal to it field for field: the same JSON that
+    continue-as-new carries and the `state` query returns."""
+    return CaseState.model_validate_json(zlib.decompress(packed))

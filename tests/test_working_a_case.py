@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from domain import case_rules, planner
 from domain.errors import RequestRefused
 from domain.planner import working
-from models.case import CaseState, CaseTask, Hold
+from models.case import CaseState, CaseTask, Hold, pack_state, unpack_state
 from models.definition import CaseDefinition
 from models.messages import (
     CancelTask,
@@ -647,3 +647,47 @@ def test_a_case_raised_before_the_rules_keeps_its_own() -> None:
     calendar = planner.sla_calendar_of(old, planner.task_sla(old, "call_back"))  # type: ignore[arg-type]
     start = london(2026, 1, 13, 15).replace(microsecond=14_000)
     assert calendar.due(start, p(2, "hours")) == london(2026, 1, 14, 9).replace(microsecond=14_000)
+
+
+def test_a_worked_case_packed_while_it_waits_is_the_same_case() -> None:
+    # A waiting case keeps its state packed (models.case.pack_state); everything a worked
+    # case holds (holds, a case hold, revised rounds, indicators fired, the audit trail and
+    # the request ids) must come back equal, and plan as the live state does.
+    defn, state = _case(RAISED)
+    hold(defn, state, "visit", london(2026, 4, 1, 10), london(2026, 4, 3, 10))
+    release(defn, state, "visit", london(2026, 4, 2, 10))
+    catch_up(defn, state, london(2026, 4, 9, 10))
+    revise = ReviseTarget(
+        request_id=rid(),
+        actor="bob",
+        task="interview",
+        target=london(2026, 4, 21, 17),
+        reason="awaiting_evidence",
+    )
+    send(
+        defn,
+        state,
+        revise,
+        london(2026, 4, 9, 10),
+        rules.check_revise_target,
+        working.revise_target,
+    )
+    req = HoldCase(
+        request_id=rid(),
+        actor="alice",
+        reason="applicant_unavailable",
+        planned_release=london(2026, 4, 24, 10),
+    )
+    send(defn, state, req, london(2026, 4, 10, 10), rules.check_hold_case, working.hold_case)
+    planner.audit.system(state, london(2026, 4, 10, 10), "allocation", "visit", "nobody free")
+    assert state.hold is not None and t(state, "interview").revisions and t(state, "visit").holds
+    assert state.request_ids and state.audit and any(x.fired for x in state.tasks)
+
+    unpacked = unpack_state(pack_state(state))
+    assert unpacked == state
+    assert unpacked.model_dump_json() == state.model_dump_json()
+    for at in (london(2026, 4, 10, 11), london(2026, 4, 24, 10), london(2026, 6, 1, 9)):
+        assert planner.plan(defn, unpacked, at) == planner.plan(defn, state, at)
+        catch_up(defn, state, at)
+        catch_up(defn, unpacked, at)
+        assert unpacked.model_dump() == state.model_dump()

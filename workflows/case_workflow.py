@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         PinDefinitionInput,
         TaskRecord,
     )
-    from models.case import CASE_TARGET, CaseState, Owner, target_task
+    from models.case import CASE_TARGET, CaseState, Owner, pack_state, target_task, unpack_state
     from models.definition import CaseDefinition
     from models.directory import DirectoryFacts, DirectoryQuery
     from models.messages import CarriedCase, CaseInput, TaskView
@@ -210,7 +210,11 @@ class HousingOptionsCase:
             input = None
         self._input: CaseInput | None = input
         self._defn: CaseDefinition | None = None
+        # The state, live while the case works (`_require`), packed while it waits (`_park`):
+        # a worker caches thousands of waiting cases. At most one of the two is set; neither
+        # until the case has opened.
         self._state: CaseState | None = None
+        self._packed: bytes | None = None
         carried: CarriedCase | None = None
         if input is not None and input.carried is not None:
             carried = input.carried
@@ -283,11 +287,11 @@ class HousingOptionsCase:
             return state
 
     async def _run(self, input: CaseInput) -> CaseState:
-        if self._state is None:
+        if not self._opened():
             await self._open_case(input)
-        state, defn = self._require()
         woke_by_timer = False
         while True:
+            state, defn = self._require()
             async with self._lock:
                 await self._carry_out_due_actions()
                 p = planner.plan(defn, state, workflow.now())
@@ -312,6 +316,7 @@ class HousingOptionsCase:
                 )
             self._arm_timer(p.next_instant)
             self._changed = False
+            self._park()
             await workflow.wait_condition(
                 lambda: self._changed or (self._timer is not None and self._timer.done())
             )
@@ -331,7 +336,7 @@ class HousingOptionsCase:
         finished. The activities here start after the cancellation was delivered, so they run
         to completion. True when the case was open (it closed: the workflow ends Cancelled);
         False when it had finished already (it ends as it would have, Completed)."""
-        if self._state is None:  # cancelled while opening: open it, so the store has it
+        if not self._opened():  # cancelled while opening: open it, so the store has it
             await self._open_case(input)
         self._cancel_timer()
         state, defn = self._require()
@@ -745,9 +750,31 @@ class HousingOptionsCase:
         search.upsert(state)
 
     def _require(self) -> tuple[CaseState, CaseDefinition]:
-        if self._state is None or self._defn is None:
+        """The live state (unpacked if the case was waiting) and the definition. Code that
+        holds the state across an await holds the lock, or runs where the loop cannot park it
+        (it parks only just before it waits, and takes the state anew when it wakes)."""
+        if self._defn is None or not self._opened():
             raise ApplicationError("the case has not opened yet", type="case_not_open_yet")
+        if self._state is None:
+            assert self._packed is not None
+            self._state, self._packed = unpack_state(self._packed), None
         return self._state, self._defn
+
+    def _opened(self) -> bool:
+        return self._state is not None or self._packed is not None
+
+    def _park(self) -> None:
+        """Pack the state while the case waits (memory per cached case). Only the loop parks,
+        just before it waits, outside the lock: nothing holds the live state then."""
+        if self._state is not None:
+            self._packed, self._state = pack_state(self._state), None
+
+    def _peek(self) -> CaseState | None:
+        """The state to read without changing anything (queries, update validators): a
+        waiting case's is unpacked for the reader and stays packed."""
+        if self._state is None and self._packed is not None:
+            return unpack_state(self._packed)
+        return self._state
 
     # ------------------------------------------------------------ messages
 
@@ -756,7 +783,7 @@ class HousingOptionsCase:
         change, audit. A message that does not decode, or fails its check, is refused: in the
         audit trail (a signal) or to the caller (an update), never by breaking the case."""
         live = self._live_directory()  # before any wait (see there)
-        await workflow.wait_condition(lambda: self._state is not None)
+        await workflow.wait_condition(self._opened)
         async with self._lock:
             state, defn = self._require()
             try:
@@ -818,15 +845,16 @@ class HousingOptionsCase:
         """Update validator: refuse before anything is written to history what the case's own
         state and pinned rules refuse (the directory's part runs in the handler, after a
         lookup a validator may not make). Validators do not run on replay."""
-        if self._state is None or self._defn is None:
+        state = self._peek()
+        if state is None or self._defn is None:
             raise ApplicationError(
                 "the case has not opened yet; try again in a moment", type="case_not_open_yet"
             )
         try:
             req = _decode(msg, raw)
-            if case_rules.check_request_id(self._state, msg.name, req):
+            if case_rules.check_request_id(state, msg.name, req):
                 return
-            msg.check(self._defn, self._state, req, workflow.now(), None)
+            msg.check(self._defn, state, req, workflow.now(), None)
         except RequestRefused as refused:
             raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None
 
@@ -835,4 +863,4 @@ class HousingOptionsCase:
         description="The case: tasks with state, owner, instants and SLA status; alerts; audit.",
     )
     def state(self) -> CaseState | None:
-        return self._state
+        return self._peek()
