@@ -9,6 +9,7 @@ Friday 14 Apr, Easter Monday 17 Apr and the early May bank holiday on Mon 1 May.
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -573,3 +574,41 @@ async def test_a_case_held_whole_and_a_chain_cancelled(tmp_path: Path) -> None:
         )
         assert (await eng.client.result(ref)).status == "closed"
         await keep_history(handle, "case_held_and_chain_cancelled")
+
+
+def _live_states() -> list[CaseState]:
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, CaseState)]
+
+
+async def test_a_waiting_case_keeps_its_state_packed(tmp_path: Path) -> None:
+    # The worker here is in this process: while its cases wait (for a timer, a message), no
+    # CaseState is alive in it (each is packed: memory and the collector's work per cached
+    # case), and each wakes to the same case, by a message, a query or its timer.
+    async with case_engine(tmp_path) as eng:
+        await eng.sleep_until(z(2028, 6, 5, 9))  # Mon 5 Jun 2028 10:00 BST
+        refs = [f"PRV-2028-07{i:02d}" for i in range(3)]
+        for ref in refs:
+            await wait_open(
+                await eng.client.raise_case(
+                    RaiseCase(reference=ref, topic="asked-to-leave", raised_by="adviser3")
+                )
+            )
+        assert _live_states() == []
+        state = await eng.client.state(refs[0])  # a query reads a copy
+        open_tasks = [t.key for t in state.tasks if t.status == "open"]
+        del state
+        assert open_tasks and _live_states() == []
+        view = await eng.client.complete_task(
+            refs[0], CompleteTask(request_id="p1", actor="adviser3", task=open_tasks[0])
+        )
+        assert view is not None and view.status == "completed"
+        assert _live_states() == []
+        # A day on: the timers fire (ambers, targets), the cases alert and wait again.
+        await eng.sleep_until(z(2028, 6, 7, 9))
+        fired = await eng.client.state(refs[1])
+        assert any(t.fired for t in fired.tasks)
+        done = await eng.client.state(refs[0])
+        assert done.task(open_tasks[0]).status == "completed"  # type: ignore[union-attr]
+        del fired, done
+        assert _live_states() == []

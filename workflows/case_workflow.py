@@ -290,31 +290,9 @@ class HousingOptionsCase:
         if not self._opened():
             await self._open_case(input)
         woke_by_timer = False
-        while True:
-            state, defn = self._require()
-            async with self._lock:
-                await self._carry_out_due_actions()
-                p = planner.plan(defn, state, workflow.now())
-                if state.status == "open" and p.case_may_finish:
-                    planner.finish_case(state, workflow.now())
-                    self._touch()
-                await self._record_if_changed()
-                self._refresh_display()
-            if state.status != "open":
-                break
-            if self._should_continue_as_new(input, woke_by_timer):
-                # Finish handlers first: an update still running would be lost with this run.
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                self._cancel_timer()
-                workflow.logger.info("continuing as new", extra={"case": state.reference})
-                workflow.continue_as_new(
-                    CaseInput(
-                        case=input.case,
-                        carried=CarriedCase(definition=defn, state=state, revision=self._revision),
-                        history_event_limit=input.history_event_limit,
-                    )
-                )
-            self._arm_timer(p.next_instant)
+        # No local here holds the state across the wait: it is packed while the case waits
+        # (`_park`), and each turn takes it anew (`_turn`).
+        while await self._turn(input, woke_by_timer):
             self._changed = False
             self._park()
             await workflow.wait_condition(
@@ -325,10 +303,40 @@ class HousingOptionsCase:
         await workflow.wait_condition(workflow.all_handlers_finished)
         async with self._lock:
             await self._record_if_changed()
+        state, _ = self._require()
         workflow.logger.info(
             "case finished", extra={"case": state.reference, "status": state.status}
         )
         return state
+
+    async def _turn(self, input: CaseInput, woke_by_timer: bool) -> bool:
+        """One turn of the loop: carry out what is due, finish the case if it may, record,
+        and arm the timer for the next instant (or continue as new). False: it finished."""
+        state, defn = self._require()
+        async with self._lock:
+            await self._carry_out_due_actions()
+            p = planner.plan(defn, state, workflow.now())
+            if state.status == "open" and p.case_may_finish:
+                planner.finish_case(state, workflow.now())
+                self._touch()
+            await self._record_if_changed()
+            self._refresh_display()
+        if state.status != "open":
+            return False
+        if self._should_continue_as_new(input, woke_by_timer):
+            # Finish handlers first: an update still running would be lost with this run.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            self._cancel_timer()
+            workflow.logger.info("continuing as new", extra={"case": state.reference})
+            workflow.continue_as_new(
+                CaseInput(
+                    case=input.case,
+                    carried=CarriedCase(definition=defn, state=state, revision=self._revision),
+                    history_event_limit=input.history_event_limit,
+                )
+            )
+        self._arm_timer(p.next_instant)
+        return True
 
     async def _close_on_cancellation(self, input: CaseInput) -> bool:
         """Close the case as the system after an operator's cancellation: every unfinished
