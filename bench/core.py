@@ -1,5 +1,6 @@
 """The pure core's costs, measured by the existing scripts bench/bench_planner.py (one `plan()`
-call, which runs inside every workflow task) and bench/bench_config.py (loading and validating
+call, which runs inside every workflow task, and the state's unpacking and packing, which a
+case does each time it wakes) and bench/bench_config.py (loading and validating
 the sample configuration, which `config load` and `config validate` do on every call).
 
 Their functions are called here so the figures land in the table and the JSON; the scripts
@@ -21,6 +22,7 @@ from domain import planner
 from domain.case_definition import build_case_definition
 from domain.config_validation import validate_configuration
 from domain.shared_definition import encode_pin
+from models.case import pack_state, unpack_state
 from models.config import Configuration
 
 # Bytes of JSON each sample topic's case pinned on main at 493672e (2026-12-01, before the
@@ -74,6 +76,15 @@ def run(*, quick: bool = False) -> BenchResult:
                 met=median < PLAN_GOAL_US if ordinary else None,
             )
             result.add(f"plan(), {n} tasks, {label}: p99", p99, "µs")
+        # What a waiting case keeps instead of its live state, and what each turn of a case
+        # pays to unpack it when it wakes and pack it again before it waits.
+        packed = pack_state(state)
+        turn, _ = bench_planner.measure(partial(_wake_and_wait, packed), calls)
+        result.add(f"state, {n} tasks: unpack and pack again (median)", turn, "µs")
+        result.add(
+            f"state, {n} tasks: packed / JSON",
+            f"{len(packed):,} / {len(state.model_dump_json()):,} bytes",
+        )
 
     folder = REPO / "config" / "sample"
     today = bench_config.TODAY
@@ -102,6 +113,10 @@ def run(*, quick: bool = False) -> BenchResult:
         result.add(f"config: {label}, warm (median)", warm, "ms")
     pinned_sizes(result, config, today)
     return result
+
+
+def _wake_and_wait(packed: bytes) -> bytes:
+    return pack_state(unpack_state(packed))
 
 
 def pinned_sizes(result: BenchResult, config: Configuration, on: date) -> None:
