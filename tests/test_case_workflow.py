@@ -576,9 +576,15 @@ async def test_a_case_held_whole_and_a_chain_cancelled(tmp_path: Path) -> None:
         await keep_history(handle, "case_held_and_chain_cancelled")
 
 
-def _live_states() -> list[CaseState]:
+def _live_states(refs: list[str]) -> list[CaseState]:
+    """The CaseState objects of these cases alive in this process (other tests' own may be
+    alive too: only these cases' count)."""
     gc.collect()
-    return [o for o in gc.get_objects() if isinstance(o, CaseState)]
+    return [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, CaseState) and getattr(o, "reference", None) in refs
+    ]
 
 
 async def test_a_waiting_case_keeps_its_state_packed(tmp_path: Path) -> None:
@@ -594,16 +600,16 @@ async def test_a_waiting_case_keeps_its_state_packed(tmp_path: Path) -> None:
                     RaiseCase(reference=ref, topic="asked-to-leave", raised_by="adviser3")
                 )
             )
-        assert _live_states() == []
+        assert _live_states(refs) == []
         state = await eng.client.state(refs[0])  # a query reads a copy
         open_tasks = [t.key for t in state.tasks if t.status == "open"]
         del state
-        assert open_tasks and _live_states() == []
+        assert open_tasks and _live_states(refs) == []
         view = await eng.client.complete_task(
             refs[0], CompleteTask(request_id="p1", actor="adviser3", task=open_tasks[0])
         )
         assert view is not None and view.status == "completed"
-        assert _live_states() == []
+        assert _live_states(refs) == []
         # A day on: the timers fire (ambers, targets), the cases alert and wait again.
         await eng.sleep_until(z(2028, 6, 7, 9))
         fired = await eng.client.state(refs[1])
@@ -611,4 +617,4 @@ async def test_a_waiting_case_keeps_its_state_packed(tmp_path: Path) -> None:
         done = await eng.client.state(refs[0])
         assert done.task(open_tasks[0]).status == "completed"  # type: ignore[union-attr]
         del fired, done
-        assert _live_states() == []
+        assert _live_states(refs) == []
