@@ -344,6 +344,8 @@ class Drain:
     alerts: int
     seconds: float | None
     cpu_per_alert: float | None
+    # Worker memory (VmRSS growth) per workflow cached while they waited.
+    kib_per_workflow: float | None = None
 
     @property
     def rate(self) -> float | None:
@@ -397,6 +399,7 @@ async def bare_herd(
             )
 
         log(f"herd, bare reference: starting {cases} workflows due at {due:%H:%M:%S} UTC")
+        idle_rss = sum(w.rss_mb() or 0.0 for w in procs)
         t0 = time.monotonic()
         errors = await bounded(ids, start, RAISE_CONCURRENCY)
         started_in = time.monotonic() - t0
@@ -411,6 +414,9 @@ async def bare_herd(
             )
         while datetime.now(UTC) < due - timedelta(seconds=1):
             await asyncio.sleep(0.05)
+        # Every workflow is cached, asleep: what the SDK costs a worker per cached workflow
+        # that keeps next to nothing, the floor under the case's own figure.
+        waiting_rss = sum(w.rss_mb() or 0.0 for w in procs)
         meter = CpuMeter(procs, server)
         profiler.start("bare-burst", procs)
         expected = cases - len(errors)
@@ -440,6 +446,13 @@ async def bare_herd(
     result.add("bare: lateness p50", percentile(late, 50), "s")
     result.add("bare: lateness p99", percentile(late, 99), "s")
     drain = Drain(len(rows), max(late) if late else None, None)
+    if idle_rss and waiting_rss and expected:
+        drain.kib_per_workflow = (waiting_rss - idle_rss) * 1024 / expected
+    result.add(
+        "bare: worker memory per cached workflow (VmRSS growth / workflows asleep)",
+        drain.kib_per_workflow,
+        "KiB",
+    )
     result.add("bare: last alert written after", drain.seconds, "s")
     result.add("bare: alerts per second while draining", drain.rate, "/s")
     result.add("bare: lost", lost, goal="0", met=lost == 0)
@@ -511,6 +524,12 @@ async def _run(
         goal=f">= {GOAL_RATIO}",
         met=ratio is not None and ratio >= GOAL_RATIO,
     )
+    if engine_drain.kib_per_workflow is not None and bare.kib_per_workflow is not None:
+        result.add(
+            "worker memory per cached case above the bare workflow's",
+            engine_drain.kib_per_workflow - bare.kib_per_workflow,
+            "KiB",
+        )
     if engine_drain.cpu_per_alert is not None and bare.cpu_per_alert:
         result.add(
             "worker CPU per alert, case burst / bare reference",
@@ -688,7 +707,7 @@ async def case_herd(
     result.add("spread: distinct due instants", len({r.indicator_at for r in spread}))
     lateness_figures(result, "burst", burst, burst_expected)
     result.add("alerts doubled (all inbox rows)", doubled, goal="0", met=doubled == 0)
-    drain = Drain(len(burst), None, None)
+    drain = Drain(len(burst), None, None, kib_per_workflow=per_case)
     if burst:
         drain.seconds = (max(r.created_at for r in burst) - burst_at).total_seconds()
         result.add("burst: last alert written after", drain.seconds, "s")

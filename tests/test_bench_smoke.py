@@ -69,6 +69,9 @@ def test_quick_benchmarks_print_a_table_and_write_json(tmp_path: Path) -> None:
     assert herd["drain rate ratio, case burst / bare reference"] is not None
     assert herd["burst: history events per alert (from the timer firing)"] > 0
     assert herd["burst: worker CPU per alert"] is not None
+    # Memory per cached workflow, the case's beside the bare workflow's (the SDK's floor).
+    assert "bare: worker memory per cached workflow (VmRSS growth / workflows asleep)" in herd
+    assert "worker memory per cached case above the bare workflow's" in herd
     # The worker's log is read: its full garbage collections (starter.gc_watch) are counted.
     assert herd["worker: full garbage collections"] >= 0
     assert herd["worker: longest full garbage collection"] >= 0
