@@ -77,14 +77,16 @@ def _env_int(name: str, default: int, low: int, high: int) -> int:
 
 
 def max_cached_workflows_from_env() -> int:
-    """`WORKER_MAX_CACHED_WORKFLOWS` (default 3000): cases a worker process keeps in memory.
+    """`WORKER_MAX_CACHED_WORKFLOWS` (default 5000): cases a worker process keeps in memory.
     A cached case takes its next workflow task without replaying its history; each costs
-    about 120-150 KiB and 270 objects the garbage collector tracks, and a full collection
-    stops every activation for its length: about 0.8 s at 3,000 cached cases and 1.3-1.4 s
-    at 5,000 on the benchmark machine, past the SDK's 2 s deadlock limit near 7,000
-    (docs/benchmarks.md). Hold more
-    open cases with more worker processes (`starter.worker_pool`)."""
-    return _env_int("WORKER_MAX_CACHED_WORKFLOWS", 3000, 1, 1_000_000)
+    about 100-110 KiB (70 of them the SDK's, what any cached workflow costs) and 130 objects
+    the garbage collector tracks, and a full collection stops every activation for its
+    length: 0.12 ms a cached case on the benchmark machine, so about 0.6 s at 5,000 and
+    1.17 s measured at 10,000 (0 workflow tasks failed or over 5 s there, but past the 1 s at
+    which the worker warns, `CollectionWatch`; the SDK fails an activation as deadlocked at
+    2 s). Hold more open cases with more worker processes (`starter.worker_pool`), or raise
+    this where the memory and the pauses are acceptable (docs/operations.md)."""
+    return _env_int("WORKER_MAX_CACHED_WORKFLOWS", 5000, 1, 1_000_000)
 
 
 def sticky_timeout_from_env() -> timedelta:

@@ -86,7 +86,7 @@ async def test_metrics_and_health_from_the_worker_process(
         started = [e for e in stack.worker.events() if e["event"] == "worker started"]
         assert started[0]["build_id"] == "build-test-7"
         # The tuning it runs with, as an operator reads it in the start-up line.
-        assert started[0]["max_cached_workflows"] == 3000
+        assert started[0]["max_cached_workflows"] == 5000
         assert started[0]["sticky_queue_timeout_seconds"] == 30
         assert started[0]["workflow_sandbox"] is False
 

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORKER_MAX_CACHED_WORKFLOWS", raising=False)
     monkeypatch.delenv("WORKER_STICKY_QUEUE_TIMEOUT_SECONDS", raising=False)
-    assert max_cached_workflows_from_env() == 3000
+    assert max_cached_workflows_from_env() == 5000
     assert sticky_timeout_from_env() == timedelta(seconds=30)
     monkeypatch.setenv("WORKER_STICKY_QUEUE_TIMEOUT_SECONDS", " 12 ")
     assert sticky_timeout_from_env() == timedelta(seconds=12)
