@@ -115,7 +115,10 @@ async def test_on_the_dev_server_a_raise_waits_on_the_history_not_by_polling(
 async def test_the_raise_check_refuses_before_anything_starts(tmp_path: Path) -> None:
     async with case_engine(tmp_path) as eng:
         checked = CaseClient(
-            eng.env.client, eng.client.task_queue, check_raise=store_raise_check(eng.engine)
+            eng.env.client,
+            eng.client.task_queue,
+            check_raise=store_raise_check(eng.engine),
+            history_long_poll=False,
         )
         for case, code, listed in (
             (

@@ -84,7 +84,9 @@ async def case_engine(
                 directory_ttl=directory_ttl,
                 sandboxed=sandboxed,
             ):
-                yield CaseEngine(env=env, client=CaseClient(env.client, queue), engine=engine)
+                # The time-skipping server answers a history long poll only after about 20 s.
+                client = CaseClient(env.client, queue, history_long_poll=False)
+                yield CaseEngine(env=env, client=client, engine=engine)
     finally:
         engine.dispose()
         await env.shutdown()
