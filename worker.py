@@ -79,8 +79,8 @@ def _env_int(name: str, default: int, low: int, high: int) -> int:
 def max_cached_workflows_from_env() -> int:
     """`WORKER_MAX_CACHED_WORKFLOWS` (default 5000): cases a worker process keeps in memory.
     A cached case takes its next workflow task without replaying its history; each costs
-    about 100-110 KiB (70 of them the SDK's, what any cached workflow costs) and 130 objects
-    the garbage collector tracks, and a full collection stops every activation for its
+    about 100-110 KiB (about 50 of them the SDK's, what any cached workflow costs) and
+    130 objects the garbage collector tracks, and a full collection stops every activation for its
     length: 0.12 ms a cached case on the benchmark machine, so about 0.6 s at 5,000 and
     1.17 s measured at 10,000 (0 workflow tasks failed or over 5 s there, but past the 1 s at
     which the worker warns, `CollectionWatch`; the SDK fails an activation as deadlocked at

@@ -255,6 +255,11 @@ def _workers(n: int, make: Callable[[int], WorkerProcess]) -> list[WorkerProcess
     return started
 
 
+def _rss(procs: Sequence[WorkerProcess]) -> float:
+    """The worker processes' resident memory together, in MiB (0 for one not readable)."""
+    return sum(w.rss_mb() or 0.0 for w in procs)
+
+
 def _cpu_figures(result: BenchResult, label: str, meter: CpuMeter, alerts: int) -> float | None:
     """The worker CPU seconds per alert over the meter's stretch (every worker process
     together, and each), and the cores each party used. Returns the seconds per alert."""
@@ -399,7 +404,7 @@ async def bare_herd(
             )
 
         log(f"herd, bare reference: starting {cases} workflows due at {due:%H:%M:%S} UTC")
-        idle_rss = sum(w.rss_mb() or 0.0 for w in procs)
+        idle_rss = _rss(procs)
         t0 = time.monotonic()
         errors = await bounded(ids, start, RAISE_CONCURRENCY)
         started_in = time.monotonic() - t0
@@ -416,7 +421,7 @@ async def bare_herd(
             await asyncio.sleep(0.05)
         # Every workflow is cached, asleep: what the SDK costs a worker per cached workflow
         # that keeps next to nothing, the floor under the case's own figure.
-        waiting_rss = sum(w.rss_mb() or 0.0 for w in procs)
+        waiting_rss = _rss(procs)
         meter = CpuMeter(procs, server)
         profiler.start("bare-burst", procs)
         expected = cases - len(errors)
@@ -586,7 +591,7 @@ async def case_herd(
                 log_file=workdir / f"worker-{i}.log",
             ),
         )
-        idle_rss = sum(w.rss_mb() or 0.0 for w in procs)
+        idle_rss = _rss(procs)
         client = await case_client(server.address, "bench-herd")
 
         async def raise_one(ref: str) -> None:
@@ -603,7 +608,7 @@ async def case_herd(
         async def at_half() -> None:
             while (n := inbox.scalar("SELECT COUNT(*) FROM cases")) < cases // 2:
                 await asyncio.sleep(0.1)
-            half.append((n, sum(w.rss_mb() or 0.0 for w in procs)))
+            half.append((n, _rss(procs)))
 
         watch = asyncio.create_task(at_half())
         t0 = time.monotonic()
@@ -617,7 +622,7 @@ async def case_herd(
         opened_in = time.monotonic() - t0
         open_meter.stop()
         profiler.stop()
-        open_rss = sum(w.rss_mb() or 0.0 for w in procs)
+        open_rss = _rss(procs)
         result.add("cases raised (accepted by the server)", cases - len(errors))
         result.add("raise rate, accepted by the server", (cases - len(errors)) / accepted, "/s")
         result.add("open rate, pinned and recorded by the worker", opened / opened_in, "/s")
