@@ -32,11 +32,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import PydanticPayloadConverter
-from temporalio.converter import CompositePayloadConverter, DataConverter, PayloadCodec
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    EncodingPayloadConverter,
+    PayloadCodec,
+)
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
+
+from domain import compact_payload
 
 DEFAULT_TASK_QUEUE = "housing-options"
 REPO = Path(__file__).resolve().parent.parent
@@ -122,9 +130,28 @@ async def connect(
     )
 
 
+class CompactJsonPayloadConverter(EncodingPayloadConverter):
+    """Reads `json/zlib` payloads: JSON compressed by the case workflow for its local
+    activities' inputs (domain.compact_payload), decoded as the JSON converter decodes
+    `json/plain`. It never writes one: a value is compressed only where the workflow says."""
+
+    def __init__(self, json: EncodingPayloadConverter) -> None:
+        self._json = json
+
+    @property
+    def encoding(self) -> str:
+        return compact_payload.ENCODING.decode()
+
+    def to_payload(self, value: Any) -> Payload | None:
+        return None
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        return self._json.from_payload(compact_payload.inflate(payload), type_hint)
+
+
 class CasePayloadConverter(CompositePayloadConverter):
     """pydantic's payload converter (`temporalio.contrib.pydantic`), with one set of type
-    adapters for the whole process.
+    adapters for the whole process, and the reader of `json/zlib` payloads.
 
     The SDK makes a payload converter for every workflow run it caches, and pydantic's keeps
     a cache of type adapters of its own: each cached case built and kept its own adapters for
@@ -133,10 +160,11 @@ class CasePayloadConverter(CompositePayloadConverter):
     on the wire is exactly pydantic's."""
 
     def __init__(self) -> None:
-        super().__init__(*_SHARED.converters.values())
+        super().__init__(*_SHARED.converters.values(), _COMPACT)
 
 
 _SHARED = PydanticPayloadConverter()
+_COMPACT = CompactJsonPayloadConverter(_SHARED.converters[compact_payload.JSON])
 
 # The data converter with no payload codec (`data_converter(None)`).
 CASE_DATA_CONVERTER = DataConverter(payload_converter_class=CasePayloadConverter)

@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from domain import case_rules, planner
+    from domain import case_rules, compact_payload, planner
     from domain.case_display import case_details_markdown
     from domain.errors import RequestRefused, describe_invalid, is_key, is_request_id
     from domain.messages import MESSAGES, Message
@@ -122,6 +122,12 @@ def _decode(msg: Message[Any], raw: RawValue) -> Any:
     if not isinstance(req, msg.request):  # JSON null decodes to None, not a refusal
         raise RequestRefused("invalid_request", describe_invalid(msg.request, TypeError()))
     return req
+
+
+def _local_input(value: Any) -> RawValue:
+    """`value` as a local activity's input: its JSON compressed when big (domain.compact_payload;
+    the SDK's core keeps every local activity's input while the case is cached)."""
+    return RawValue(compact_payload.compact(workflow.payload_converter().to_payload(value)))
 
 
 def _raw_fields(raw: RawValue) -> dict[str, Any]:
@@ -412,7 +418,7 @@ class HousingOptionsCase:
         from the worker's cache of the directory)."""
         facts: DirectoryFacts = await workflow.execute_local_activity(
             "directory_facts",
-            DirectoryQuery(keys=keys, on=on),
+            _local_input(DirectoryQuery(keys=keys, on=on)),
             result_type=DirectoryFacts,
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
@@ -465,13 +471,15 @@ class HousingOptionsCase:
         raiser is not an active member of staff, or the definition refuses the extra tasks."""
         opened: OpenCaseResult = await workflow.execute_local_activity(
             "open_case",
-            OpenCaseInput(
-                case_reference=input.case.reference,
-                topic=input.case.topic,
-                raised_by=input.case.raised_by,
-                extra_tasks=input.case.extra_tasks,
-                at=now,
-                first_run_id=workflow.info().first_execution_run_id,
+            _local_input(
+                OpenCaseInput(
+                    case_reference=input.case.reference,
+                    topic=input.case.topic,
+                    raised_by=input.case.raised_by,
+                    extra_tasks=input.case.extra_tasks,
+                    at=now,
+                    first_run_id=workflow.info().first_execution_run_id,
+                )
             ),
             result_type=OpenCaseResult,
             start_to_close_timeout=_LOCAL_TIMEOUT,
@@ -498,7 +506,7 @@ class HousingOptionsCase:
         raiser_with_allocation = self._live
         pinned: RawValue = await workflow.execute_local_activity(
             "pin_definition",
-            PinDefinitionInput(topic=input.case.topic, on=planner.local_date(now)),
+            _local_input(PinDefinitionInput(topic=input.case.topic, on=planner.local_date(now))),
             result_type=RawValue,
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
@@ -528,13 +536,15 @@ class HousingOptionsCase:
         requests = planner.raise_allocation_requests(defn, input.case.extra_tasks)
         allocated: AllocateResult = await workflow.execute_local_activity(
             "allocate",
-            AllocateInput(
-                case_reference=input.case.reference,
-                raised_by=input.case.raised_by,
-                on=planner.case_today(defn, now),
-                requests=requests,
-                first_run_id=workflow.info().first_execution_run_id,
-                check_raiser=check_raiser,
+            _local_input(
+                AllocateInput(
+                    case_reference=input.case.reference,
+                    raised_by=input.case.raised_by,
+                    on=planner.case_today(defn, now),
+                    requests=requests,
+                    first_run_id=workflow.info().first_execution_run_id,
+                    check_raiser=check_raiser,
+                )
             ),
             result_type=AllocateResult,
             start_to_close_timeout=_LOCAL_TIMEOUT,
@@ -597,26 +607,30 @@ class HousingOptionsCase:
                 if task is not None
                 else (state.case_sla.due_at if state.case_sla else None)
             )
+            alert = AlertInput(
+                case_reference=state.reference,
+                case_topic=state.topic,
+                task=action.task,
+                task_name=name,
+                indicator=action.indicator,
+                occurrence=action.occurrence,
+                indicator_at=action.at,
+                task_due_at=due,
+                task_owner=task.owner if task is not None else state.owner,
+                case_owner=state.owner,
+                rule=defn.escalation_rules[action.escalation_rule],
+                on=planner.case_today(defn, workflow.now()),
+                record=self._outgoing(record) if record is not None else None,
+            )
+            # A local activity's input is compressed (`_local_input`); an activity's is
+            # recorded in the history, where an operator reads it as it is.
             run_alert = (
                 workflow.execute_local_activity if self._local_alerts else workflow.execute_activity
             )
+            alert_input: Any = _local_input(alert) if self._local_alerts else alert
             result = await run_alert(
                 "send_alert",
-                AlertInput(
-                    case_reference=state.reference,
-                    case_topic=state.topic,
-                    task=action.task,
-                    task_name=name,
-                    indicator=action.indicator,
-                    occurrence=action.occurrence,
-                    indicator_at=action.at,
-                    task_due_at=due,
-                    task_owner=task.owner if task is not None else state.owner,
-                    case_owner=state.owner,
-                    rule=defn.escalation_rules[action.escalation_rule],
-                    on=planner.case_today(defn, workflow.now()),
-                    record=self._outgoing(record) if record is not None else None,
-                ),
+                alert_input,
                 result_type=AlertResult,
                 start_to_close_timeout=_ALERT_TIMEOUT,
                 retry_policy=_STORE_RETRY,
@@ -672,12 +686,16 @@ class HousingOptionsCase:
         state, defn = self._require()
         result = await workflow.execute_local_activity(
             "allocate",
-            AllocateInput(
-                case_reference=state.reference,
-                raised_by=state.created_by,
-                on=planner.case_today(defn, workflow.now()),
-                purpose=purpose,
-                requests=[AllocationRequest(target=target, rule=defn.allocation_rules[rule_key])],
+            _local_input(
+                AllocateInput(
+                    case_reference=state.reference,
+                    raised_by=state.created_by,
+                    on=planner.case_today(defn, workflow.now()),
+                    purpose=purpose,
+                    requests=[
+                        AllocationRequest(target=target, rule=defn.allocation_rules[rule_key])
+                    ],
+                )
             ),
             result_type=AllocateResult,
             start_to_close_timeout=_LOCAL_TIMEOUT,
@@ -723,7 +741,7 @@ class HousingOptionsCase:
         record = planner.case_record(state, self._revision, audit_from=self._audit_recorded)
         await workflow.execute_local_activity(
             "record_case",
-            self._outgoing(record),
+            _local_input(self._outgoing(record)),
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_STORE_RETRY,
             summary="record case",
