@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import core, herd, scale, throughput
+from bench import core, herd, scale, throughput, worked
 from bench.common import (
     REPO,
     BenchResult,
@@ -34,7 +34,7 @@ from bench.common import (
     write_json,
 )
 
-NAMES = ("core", "throughput", "herd", "scale")
+NAMES = ("core", "throughput", "herd", "scale", "worked")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -68,6 +68,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "stacks; summarise with python -m bench.profile_report FOLDER)",
     )
     p.add_argument("--scale-cases", type=int, default=None)
+    p.add_argument("--worked-cases", type=int, default=None)
+    p.add_argument("--worked-messages", type=int, default=None, help="messages to each case")
     p.add_argument(
         "--scale-budget",
         type=float,
@@ -86,6 +88,8 @@ def sizes(args: argparse.Namespace) -> dict[str, float]:
         "herd_cases": args.herd_cases or (20 if quick else 2000),
         "scale_cases": args.scale_cases or (30 if quick else 10_000),
         "scale_budget": args.scale_budget or (60 if quick else 240),
+        "worked_cases": args.worked_cases or (10 if quick else 300),
+        "worked_messages": args.worked_messages or (2 if quick else 12),
     }
 
 
@@ -125,6 +129,13 @@ def main(argv: list[str]) -> int:
                 cases=int(size["scale_cases"]),
                 budget=size["scale_budget"],
                 quick=args.quick,
+            )
+        ],
+        "worked": lambda: [
+            worked.run(
+                root / "worked",
+                cases=int(size["worked_cases"]),
+                messages=int(size["worked_messages"]),
             )
         ],
     }

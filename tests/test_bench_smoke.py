@@ -1,7 +1,7 @@
 """The benchmark suite runs end to end at tiny sizes: `python -m bench --quick` for the core,
-throughput and herd benchmarks (each with its own dev server and worker processes), printing
-a table and writing JSON. No timing is asserted: the figures depend on the machine, and
-benchmarks are scripts that print them (docs/benchmarks.md).
+throughput, herd and worked-case benchmarks (each with its own dev server and worker
+processes), printing a table and writing JSON. No timing is asserted: the figures depend on
+the machine, and benchmarks are scripts that print them (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def test_quick_benchmarks_print_a_table_and_write_json(tmp_path: Path) -> None:
             "throughput",
             "--only",
             "herd",
+            "--only",
+            "worked",
             "--throughput-seconds",
             "3",
             "--json",
@@ -53,7 +55,7 @@ def test_quick_benchmarks_print_a_table_and_write_json(tmp_path: Path) -> None:
     assert payload["quick"] is True
     assert payload["machine"]["cores"] >= 1
     results = {r["name"]: r for r in payload["results"]}
-    assert set(results) == {"core", "throughput", "herd"}
+    assert set(results) == {"core", "throughput", "herd", "worked"}
     for result in results.values():
         assert result["error"] is None
         assert result["figures"], result["name"]
@@ -75,6 +77,16 @@ def test_quick_benchmarks_print_a_table_and_write_json(tmp_path: Path) -> None:
     # The worker's log is read: its full garbage collections (starter.gc_watch) are counted.
     assert herd["worker: full garbage collections"] >= 0
     assert herd["worker: longest full garbage collection"] >= 0
+
+    # Worked cases: messages carried out (the history grew), then every case replayed on a
+    # new worker and answering its state query.
+    worked = {f["name"]: f["value"] for f in results["worked"]["figures"]}
+    assert (
+        worked["history events of a worked case"] > worked["history events of a case just opened"]
+    )
+    assert worked["replay: cases answered per second (new worker)"] > 0
+    assert "replay: worker memory per replayed case (VmRSS growth / cases)" in worked
+    assert worked["new worker: workflow tasks failed as deadlocked (TMPRL1101)"] == 0
 
     # A quick run never rewrites the published figures.
     assert (docs.read_text() if docs.exists() else None) == docs_before
