@@ -133,5 +133,6 @@ async def test_a_hostile_json_zlib_message_is_refused_and_the_case_goes_on(
         outcomes = [(a.outcome, a.request_id) for a in state.audit if a.action == "complete_task"]
         # A refused payload that is not readable JSON names no request id.
         assert outcomes == [("refused", None), ("refused", None), ("accepted", "zl-ok")]
-        assert state.task("call-back").status == "completed"
+        call_back = state.task("call-back")
+        assert call_back is not None and call_back.status == "completed"
         assert state.status == "open"
