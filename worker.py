@@ -37,7 +37,7 @@ from activities.notifiers import InboxNotifier, Notifier
 from activities.recipients import directory_for
 from activities.reconcile import ReconcileActivities
 from starter.codec import PayloadKeyError
-from starter.connection import TemporalSettings, connect
+from starter.connection import TemporalSettings, connect, reads_compact_payloads
 from starter.gc_watch import CollectionWatch
 from starter.logs import configure_logging
 from starter.observability import HealthMonitor, ObservabilityServer, ObservabilitySettings, build
@@ -168,7 +168,16 @@ def build_worker(
     directory may be for alerts and allocation (a message's check always sees the latest).
     `patch_activation_callback` (tests): which new `workflow.patched` ids to take, so a test
     can run a case as the code before a patch did. `sandboxed`: run workflow code in the SDK's
-    sandbox (`workflow_runner`; default from the environment)."""
+    sandbox (`workflow_runner`; default from the environment). Raises ValueError when
+    `client` does not use the product's payload converter (`starter.connection.connect` and
+    `data_converter` give it): the case sends its local activities compressed inputs that
+    only it reads, so a worker without it would retry each of them for ever."""
+    if not reads_compact_payloads(client):
+        raise ValueError(
+            "the worker's client must use the product's data converter "
+            "(starter.connection.data_converter(), as connect() gives it): cases send their "
+            "local activities json/zlib payloads, which its payload converter does not read"
+        )
     staff = DirectoryCache(engine, ttl=directory_ttl)
     acts = CaseworkActivities(
         engine, notifiers=notifiers(engine, channels, staff), metrics=metrics, directory=staff

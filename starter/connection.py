@@ -166,6 +166,20 @@ class CasePayloadConverter(CompositePayloadConverter):
 _SHARED = PydanticPayloadConverter()
 _COMPACT = CompactJsonPayloadConverter(_SHARED.converters[compact_payload.JSON])
 
+
+def reads_compact_payloads(client: Client) -> bool:
+    """Whether `client`'s data converter reads the `json/zlib` payloads the case workflow
+    sends its local activities (it does when it is `data_converter()`'s)."""
+    text = "x" * compact_payload.MIN_SIZE
+    probe = compact_payload.compact(
+        Payload(metadata={"encoding": compact_payload.JSON}, data=json.dumps(text).encode())
+    )
+    try:
+        return bool(client.data_converter.payload_converter.from_payloads([probe], [str]) == [text])
+    except Exception:
+        return False
+
+
 # The data converter with no payload codec (`data_converter(None)`).
 CASE_DATA_CONVERTER = DataConverter(payload_converter_class=CasePayloadConverter)
 

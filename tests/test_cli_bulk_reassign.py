@@ -14,12 +14,12 @@ from datetime import date
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config_files import load_and_validate
 from models.case import Owner
 from models.messages import RaiseCase
 from starter.client import CaseClient
+from starter.connection import CASE_DATA_CONVERTER
 from starter.devserver import DevServer
 from store.db import create_schema, make_engine
 from store.repository import cases_with_work_owned_by, save_configuration
@@ -50,7 +50,7 @@ async def test_reassign_all_tasks_of_an_absent_officer(
     create_schema(engine)
     save_configuration(engine, load_and_validate(REPO / "config" / "sample", date.today()), "t")
     seed_sample_staff(engine)
-    client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
+    client = await Client.connect(dev_server.address, data_converter=CASE_DATA_CONVERTER)
     queue = f"bulk-{uuid.uuid4().hex[:8]}"
     cases = CaseClient(client, queue)
     env = {

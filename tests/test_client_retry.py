@@ -22,7 +22,6 @@ from typing import Any, cast
 
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
@@ -31,6 +30,7 @@ from domain.messages import COMPLETE_TASK, REASSIGN_TASK
 from models.case import Owner
 from models.messages import CompleteTask, RaiseCase, ReassignTask, TaskView
 from starter.client import CaseClient, CaseUnavailableError, RequestRefusedError, SendRetry
+from starter.connection import CASE_DATA_CONVERTER
 from starter.devserver import DevServer
 from store.db import create_schema, make_engine
 from store.repository import save_configuration
@@ -322,7 +322,7 @@ async def test_200_updates_at_once_to_one_case_are_all_answered(
     seed_sample_staff(engine)
     client = await Client.connect(
         dev_server.address,
-        data_converter=pydantic_data_converter,
+        data_converter=CASE_DATA_CONVERTER,
         retry_config=None if sdk_retries else NO_SDK_RETRIES,
     )
     queue = f"retry-{uuid.uuid4().hex[:8]}"

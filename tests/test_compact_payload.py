@@ -6,6 +6,7 @@ its audit trail."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import random
 import uuid
@@ -15,15 +16,20 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 from temporalio.common import RawValue
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain import compact_payload
 from domain.compact_payload import ENCODING, JSON, MAX_INFLATED, CompactPayloadError
 from models.case import CaseState
 from models.messages import RaiseCase
 from starter.connection import CASE_DATA_CONVERTER
+from starter.devserver import DevServer
 from store.repository import load_case
+from tests.helpers.store import sample_store
 from tests.helpers.workflow_harness import case_engine
+from worker import build_worker
 
 CONVERTER = CASE_DATA_CONVERTER.payload_converter
 TOPIC = "private-tenancy-ending"
@@ -136,3 +142,19 @@ async def test_a_hostile_json_zlib_message_is_refused_and_the_case_goes_on(
         call_back = state.task("call-back")
         assert call_back is not None and call_back.status == "completed"
         assert state.status == "open"
+
+
+async def test_a_worker_refuses_a_client_without_the_products_converter(
+    dev_server: DevServer, tmp_path: Path
+) -> None:
+    """A worker whose client decodes with another converter (the SDK's pydantic one, say)
+    would fail each compressed local activity input and retry it for ever: it refuses to be
+    built, naming what to use."""
+    client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
+    engine = sample_store(tmp_path)
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor,
+        pytest.raises(ValueError, match=r"starter\.connection\.data_converter\(\)"),
+    ):
+        build_worker(client, engine, "refused", executor)
+    engine.dispose()

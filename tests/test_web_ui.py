@@ -36,11 +36,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config_files import load_and_validate
 from models.messages import HoldTask, RaiseCase
 from starter.client import CaseClient
+from starter.connection import CASE_DATA_CONVERTER
 from starter.devserver import DevServer, start_dev_server
 from store.db import create_schema, make_engine
 from store.directory import import_file
@@ -157,7 +157,7 @@ async def web_ui(
     create_schema(engine)
     save_configuration(engine, load_and_validate(CONFIG, date.today()), "web-ui-test")
     import_file(engine, CONFIG.with_name("web_ui_config_staff.csv"))
-    client = await Client.connect(ui_server.address, data_converter=pydantic_data_converter)
+    client = await Client.connect(ui_server.address, data_converter=CASE_DATA_CONVERTER)
     cases = CaseClient(client, QUEUE)
     try:
         async with build_worker(client, engine, QUEUE, activity_executor):
@@ -286,7 +286,7 @@ async def test_operator_sees_a_held_task_in_the_current_details(
     create_schema(engine)
     save_configuration(engine, load_and_validate(CONFIG, date.today()), "web-ui-test")
     import_file(engine, CONFIG.with_name("web_ui_config_staff.csv"))
-    client = await Client.connect(ui_server.address, data_converter=pydantic_data_converter)
+    client = await Client.connect(ui_server.address, data_converter=CASE_DATA_CONVERTER)
     queue = "web-ui-cancel"
     cases = CaseClient(client, queue)
     reference = f"HO-2026-{int(time.time()) % 1_000_000:06d}"
